@@ -1,0 +1,210 @@
+// Package function is the runtime every sebelas function shares: it serves
+// CloudEvents over HTTP (binary and structured mode) on $PORT, answers
+// GET /healthz, logs as JSON with log/slog, maps error kinds to the status
+// codes the Broker acts on (in one place: fault.Status), sends reply events
+// back on Knative's reply path and stops cleanly on SIGTERM.
+//
+// A function's main is a few lines:
+//
+//	func main() { function.Main("charge", build) }
+//
+// where build reads the function's own configuration and returns its Handler.
+package function
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"time"
+
+	cloudevents "github.com/cloudevents/sdk-go/v2"
+	"github.com/cloudevents/sdk-go/v2/client"
+	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
+	"knative.dev/pkg/signals"
+
+	"github.com/sebelas/sebelas/events"
+	"github.com/sebelas/sebelas/internal/fault"
+)
+
+// Limits on what the HTTP server accepts and how long it waits. Knative's
+// queue-proxy sits in front on a cluster; these hold locally and when the
+// proxy is bypassed.
+const (
+	// Headers and body of one event: events.BodyBytesMax for the data plus
+	// room for structured-mode envelopes.
+	requestBytesMax          = events.BodyBytesMax + 16<<10
+	headerBytesMax           = 32 << 10
+	readTimeoutMs            = 10_000
+	writeTimeoutMs           = 30_000
+	idleTimeoutMs            = 120_000
+	shutdownTimeoutMsDefault = 20_000 // below Knative's default 30 s grace period
+	portDefault              = 8080
+)
+
+// Handler handles one event. It returns the reply event (nil for none) or an
+// error whose fault kind decides the status code. A recognised duplicate is
+// not an error: the handler replays the original outcome as its reply.
+type Handler func(ctx context.Context, ev cloudevents.Event) (*cloudevents.Event, error)
+
+// Config is the runtime's own configuration, read from the environment.
+type Config struct {
+	Port              int
+	ShutdownTimeoutMs int
+	LogLevel          slog.Level
+}
+
+// ConfigFromEnv reads PORT (Knative sets it), SEBELAS_SHUTDOWN_TIMEOUT_MS and
+// SEBELAS_LOG_LEVEL (debug, info, warn, error).
+func ConfigFromEnv(getenv func(string) string) (Config, error) {
+	c := Config{Port: portDefault, ShutdownTimeoutMs: shutdownTimeoutMsDefault, LogLevel: slog.LevelInfo}
+	if v := getenv("PORT"); v != "" {
+		p, err := strconv.Atoi(v)
+		if err != nil || p < 0 || p > 65535 {
+			return c, fmt.Errorf("PORT=%q: want a port number 0..65535", v)
+		}
+		c.Port = p
+	}
+	if v := getenv("SEBELAS_SHUTDOWN_TIMEOUT_MS"); v != "" {
+		ms, err := strconv.Atoi(v)
+		if err != nil || ms < 100 || ms > 300_000 {
+			return c, fmt.Errorf("SEBELAS_SHUTDOWN_TIMEOUT_MS=%q: want 100..300000", v)
+		}
+		c.ShutdownTimeoutMs = ms
+	}
+	if v := getenv("SEBELAS_LOG_LEVEL"); v != "" {
+		if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {
+			return c, fmt.Errorf("SEBELAS_LOG_LEVEL=%q: %w", v, err)
+		}
+	}
+	return c, nil
+}
+
+// Builder builds a function's handler once at start. It should do no network
+// I/O: start-up is on the cold-start path of every scale-from-zero.
+type Builder func(ctx context.Context, env func(string) string, log *slog.Logger) (Handler, error)
+
+// Main is the whole of a function's main: a signal-aware context, config from
+// the environment, build, serve. It exits non-zero on a start-up failure.
+func Main(name string, build Builder) {
+	ctx := signals.NewContext()
+	if err := Run(ctx, name, os.Getenv, build, nil); err != nil {
+		slog.Error("function stopped", "function", name, "err", err)
+		os.Exit(1)
+	}
+}
+
+// Run serves until ctx is done. ready, if not nil, receives the bound address
+// once the listener accepts connections (tests and `sebelas dev` use it with
+// PORT=0).
+func Run(ctx context.Context, name string, getenv func(string) string, build Builder, ready func(addr string)) error {
+	cfg, err := ConfigFromEnv(getenv)
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{Level: cfg.LogLevel})).With("function", name)
+	h, err := build(ctx, getenv, log)
+	if err != nil {
+		return fmt.Errorf("build %s: %w", name, err)
+	}
+	srv, err := NewServer(ctx, name, h, log)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", fmt.Sprintf(":%d", cfg.Port))
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	hs := &http.Server{
+		Handler:           srv,
+		ReadHeaderTimeout: readTimeoutMs * time.Millisecond,
+		ReadTimeout:       readTimeoutMs * time.Millisecond,
+		WriteTimeout:      writeTimeoutMs * time.Millisecond,
+		IdleTimeout:       idleTimeoutMs * time.Millisecond,
+		MaxHeaderBytes:    headerBytesMax,
+	}
+	log.Info("serving", "addr", ln.Addr().String())
+	if ready != nil {
+		ready(ln.Addr().String())
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	// Drain: stop accepting, let in-flight events finish so no handler is
+	// cut between its DynamoDB write and its reply (a cut reply is safe, the
+	// Broker redelivers and the handler replays, but it costs a retry).
+	sctx, cancel := context.WithTimeout(context.Background(), time.Duration(cfg.ShutdownTimeoutMs)*time.Millisecond)
+	defer cancel()
+	err = hs.Shutdown(sctx)
+	log.Info("stopped", "err", err)
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// NewServer returns the function's HTTP handler: CloudEvents on every path
+// but /healthz.
+func NewServer(ctx context.Context, name string, h Handler, log *slog.Logger) (http.Handler, error) {
+	p, err := cloudevents.NewHTTP()
+	if err != nil {
+		return nil, err
+	}
+	recv, err := client.NewHTTPReceiveHandler(ctx, p, adapt(name, h, log))
+	if err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost {
+			http.Error(w, "POST a CloudEvent", http.StatusMethodNotAllowed)
+			return
+		}
+		if r.ContentLength > requestBytesMax {
+			http.Error(w, "request too large", http.StatusRequestEntityTooLarge)
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, requestBytesMax)
+		recv.ServeHTTP(w, r)
+	}))
+	return mux, nil
+}
+
+// adapt turns a Handler into the CloudEvents SDK's receiver signature and is
+// the one place where an error becomes a status code.
+func adapt(name string, h Handler, log *slog.Logger) func(context.Context, cloudevents.Event) (*cloudevents.Event, cloudevents.Result) {
+	return func(ctx context.Context, ev cloudevents.Event) (*cloudevents.Event, cloudevents.Result) {
+		start := time.Now()
+		reply, err := h(ctx, ev)
+		status := fault.Status(err)
+		attrs := []any{"type", ev.Type(), "source", ev.Source(), "id", ev.ID(), "status", status, "ms", time.Since(start).Milliseconds()}
+		if err != nil {
+			attrs = append(attrs, "kind", fault.KindOf(err).String(), "reason", fault.ReasonOf(err), "err", err.Error())
+			if status == http.StatusBadRequest {
+				log.Warn("event rejected", attrs...)
+			} else {
+				log.Warn("event failed, retry expected", attrs...)
+			}
+			// The reason is the status text so the dead-letter record
+			// (knativeerrordata) says why without exposing payloads.
+			return nil, cehttp.NewResult(status, "%s: %s", fault.KindOf(err), fault.ReasonOf(err))
+		}
+		if reply != nil {
+			attrs = append(attrs, "reply", reply.Type())
+		}
+		log.Debug("event handled", attrs...)
+		return reply, cehttp.NewResult(status, "")
+	}
+}

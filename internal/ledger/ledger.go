@@ -1,0 +1,46 @@
+// Package ledger owns the money items of the table: wallet balances
+// (W#<wallet> / BAL#<currency>), charges (C#<charge_id> / C) and cash-ins
+// (K#<cashin_id> / K). Every rule that keeps money from being created or lost
+// on these items — the idempotency check, the funds check, the frozen check —
+// is a DynamoDB condition written here, beside the keys it guards.
+package ledger
+
+import (
+	"context"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+)
+
+// DB is the part of the DynamoDB API the ledger uses; *dynamodb.Client
+// satisfies it.
+type DB interface {
+	TransactWriteItems(ctx context.Context, in *dynamodb.TransactWriteItemsInput, opts ...func(*dynamodb.Options)) (*dynamodb.TransactWriteItemsOutput, error)
+	PutItem(ctx context.Context, in *dynamodb.PutItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error)
+	GetItem(ctx context.Context, in *dynamodb.GetItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error)
+	UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error)
+	Query(ctx context.Context, in *dynamodb.QueryInput, opts ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error)
+}
+
+var _ DB = (*dynamodb.Client)(nil)
+
+// Store is the ledger on one table.
+type Store struct {
+	db    DB
+	table string
+	now   func() time.Time
+}
+
+// New returns a ledger on table. now may be nil (time.Now).
+func New(db DB, table string, now func() time.Time) *Store {
+	if db == nil || table == "" {
+		panic("ledger.New: db and table are required")
+	}
+	if now == nil {
+		now = time.Now
+	}
+	return &Store{db: db, table: table, now: now}
+}
+
+// Table is the name of the table the store writes.
+func (s *Store) Table() string { return s.table }
