@@ -38,6 +38,9 @@ type Handler struct {
 
 // Handle is a function.Handler.
 func (h *Handler) Handle(ctx context.Context, ev cloudevents.Event) (*cloudevents.Event, error) {
+	if ev.Type() != events.TypeChargeScreened {
+		return nil, fault.Permanentf("unexpected_type", "charge does not handle %.64q", ev.Type())
+	}
 	var sc events.ChargeScreened
 	if err := events.Decode(ev, &sc); err != nil {
 		return nil, err

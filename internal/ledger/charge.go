@@ -161,7 +161,7 @@ func (s *Store) Charge(ctx context.Context, req events.ChargeRequested, limits m
 		panic(err)
 	}
 	_, err = s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{
-		ReturnConsumedCapacity: types.ReturnConsumedCapacityTotal,
+		ReturnConsumedCapacity: types.ReturnConsumedCapacityIndexes,
 		TransactItems: []types.TransactWriteItem{
 			{Put: &types.Put{
 				TableName:                           aws.String(s.table),
