@@ -18,6 +18,10 @@ import (
 	"github.com/sebelas/sebelas/internal/money"
 )
 
+// ReasonUnknownMarket is the fault reason of ByCode for a code that is not
+// one of the seven.
+const ReasonUnknownMarket = "unknown_market"
+
 // Market is one country the wallet operates in.
 type Market struct {
 	Code     string         // ISO 3166-1 alpha-2, upper case: "ID"
@@ -79,7 +83,7 @@ func ByCode(code string) (Market, error) {
 			return m, nil
 		}
 	}
-	return Market{}, fault.Permanentf("unknown_market", "market %.8q is not one of ID, PH, MY, TH, BD, PK, IN", code)
+	return Market{}, fault.Permanentf(ReasonUnknownMarket, "market %.8q is not one of ID, PH, MY, TH, BD, PK, IN", code)
 }
 
 // ByCurrency returns the one market that uses c.
