@@ -73,7 +73,7 @@ func TestRepoRoot(t *testing.T) {
 func TestModulePath(t *testing.T) {
 	for in, want := range map[string]string{
 		"module github.com/sebelas/sebelas\n\ngo 1.26\n": "github.com/sebelas/sebelas",
-		"// comment\nmodule \"example.com/x\"\n":          "example.com/x",
+		"// comment\nmodule \"example.com/x\"\n":         "example.com/x",
 		"go 1.26\n":                                      "",
 	} {
 		if got := modulePath([]byte(in)); got != want {

@@ -107,6 +107,16 @@ func Run(ctx context.Context, name string, getenv func(string) string, build Bui
 		return err
 	}
 	log := slog.New(slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{Level: cfg.LogLevel})).With("function", name)
+	return RunWithLogger(ctx, name, getenv, build, log, ready)
+}
+
+// RunWithLogger is Run with the caller's logger (`sebelas dev` runs every
+// function in one process and one log stream).
+func RunWithLogger(ctx context.Context, name string, getenv func(string) string, build Builder, log *slog.Logger, ready func(addr string)) error {
+	cfg, err := ConfigFromEnv(getenv)
+	if err != nil {
+		return err
+	}
 	h, err := build(ctx, getenv, log)
 	if err != nil {
 		return fmt.Errorf("build %s: %w", name, err)

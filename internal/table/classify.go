@@ -26,6 +26,7 @@ const (
 	ReasonUnavailable         = "dynamodb_unavailable"
 	ReasonUnreachable         = "dynamodb_unreachable"
 	ReasonAuth                = "dynamodb_auth"
+	ReasonUnsupported         = "dynamodb_unsupported"
 	ReasonConditionFailed     = "dynamodb_condition_failed"
 	ReasonTransactionCanceled = "dynamodb_transaction_canceled"
 	ReasonCanceled            = "canceled"
@@ -64,7 +65,8 @@ var authCodes = map[string]bool{
 //     fault.Throttled (429);
 //   - everything else is fault.Transient (503), with a reason naming what
 //     went wrong: table_missing, dynamodb_validation (our bug), timeouts,
-//     5xx, connection errors, credentials, an unhandled failed condition.
+//     5xx, connection errors, credentials, an operation the store does not
+//     implement, an unhandled failed condition.
 //
 // An error that already carries a fault kind is returned as is; nil is nil.
 // Callers that expect a failed condition must look at it (errors.As with
@@ -78,11 +80,11 @@ func Classify(err error) error {
 	if errors.As(err, &fe) {
 		return err
 	}
-	if reason, throttled := classify(err); throttled {
+	reason, throttled := classify(err)
+	if throttled {
 		return fault.Throttled(reason, err)
-	} else {
-		return fault.Transient(reason, err)
 	}
+	return fault.Transient(reason, err)
 }
 
 func classify(err error) (reason string, throttled bool) {
@@ -132,6 +134,10 @@ func classify(err error) (reason string, throttled bool) {
 			return ReasonValidation, false
 		case authCodes[code]:
 			return ReasonAuth, false
+		case code == "UnknownOperationException" || code == "UnsupportedOperationException":
+			// A DynamoDB-compatible store without this API (Alternator has no
+			// transactions): a deployment error, not the event's.
+			return ReasonUnsupported, false
 		case code == "RequestTimeout" || code == "RequestTimeoutException":
 			return ReasonTimeout, false
 		case api.ErrorFault() == smithy.FaultServer:

@@ -77,6 +77,7 @@ func TestClassify(t *testing.T) {
 		{"internal server error", opErr(httpErr(500, &types.InternalServerError{})), transient("dynamodb_unavailable")},
 		{"server fault code", opErr(&smithy.GenericAPIError{Code: "ServiceUnavailable", Fault: smithy.FaultServer}), transient("dynamodb_unavailable")},
 		{"http 503 undecoded", opErr(httpErr(503, errors.New("bad gateway body"))), transient("dynamodb_unavailable")},
+		{"unsupported operation", opErr(httpErr(400, &smithy.GenericAPIError{Code: "UnknownOperationException", Message: "Unsupported operation TransactWriteItems"})), transient("dynamodb_unsupported")},
 		{"auth", opErr(&smithy.GenericAPIError{Code: "UnrecognizedClientException"}), transient("dynamodb_auth")},
 		{"deadline", opErr(fmt.Errorf("send: %w", context.DeadlineExceeded)), transient("dynamodb_timeout")},
 		{"canceled", opErr(&aws.RequestCanceledError{Err: context.Canceled}), transient("canceled")},

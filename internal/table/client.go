@@ -43,11 +43,11 @@ const (
 // function can build it at start. Zero MaxAttempts and TimeoutMs take their
 // defaults. optFns are applied last (for example a Meter's Option).
 //
-// The client retries throttling, 5xx, connection errors and transaction
-// conflicts (TransactionConflictException, and a TransactionCanceledException
-// that CanceledRetryable accepts and where no condition failed: nothing was
-// written, so sending the same request again is safe) up to MaxAttempts, with jittered
-// backoff capped at MaxBackoff. Each attempt is bounded by TimeoutMs.
+// The client makes up to MaxAttempts attempts, with jittered backoff capped
+// at MaxBackoff, on throttling, 5xx, connection errors and transaction
+// conflicts: TransactionConflictException, and a TransactionCanceledException
+// that CanceledRetryable accepts and where no condition failed (nothing of it
+// was written, so sending it again is safe). TimeoutMs bounds each attempt.
 func NewClient(ctx context.Context, c Config, optFns ...func(*dynamodb.Options)) (*dynamodb.Client, error) {
 	if c.MaxAttempts == 0 {
 		c.MaxAttempts = DefaultMaxAttempts

@@ -1,0 +1,198 @@
+// Package deadletter is the dead-letter sink: every event the Broker could not
+// deliver (after its retries, or at once for a 400) arrives here with
+// Knative's knativeerrorcode, knativeerrordest and knativeerrordata
+// extensions, and is written to the table so that nothing that touched money
+// is lost silently. Operators list them by day; the chaos run counts them.
+//
+// Items: pk DL#<UTC date>#<shard>, sk <RFC3339 time>#<source>#<id>, with a
+// TTL. The day is sharded because a failing dependency at midnight turns the
+// whole peak into dead letters at once.
+package deadletter
+
+import (
+	"context"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"sort"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
+	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/expression"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	cloudevents "github.com/cloudevents/sdk-go/v2"
+
+	"github.com/sebelas/sebelas/internal/function"
+	"github.com/sebelas/sebelas/internal/table"
+)
+
+const (
+	pkPrefix = "DL#"
+	// shards spreads one day's dead letters over partitions (see package doc).
+	shards = 16
+	// dataBytesMax bounds the stored body: enough to replay any valid event
+	// (events.BodyBytesMax is 64 KiB) while keeping the item under
+	// DynamoDB's 400 KB limit with room for the attributes.
+	dataBytesMax = 64 << 10
+	// errorDataBytesMax bounds the stored failure response.
+	errorDataBytesMax = 2 << 10
+	// retentionDays is how long a dead letter stays before the TTL removes
+	// it: long enough for a festival post-mortem.
+	retentionDays = 90
+	// listMax bounds one List call.
+	listMax = 10_000
+)
+
+// DB is the part of DynamoDB the sink uses.
+type DB interface {
+	PutItem(ctx context.Context, in *dynamodb.PutItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error)
+	Query(ctx context.Context, in *dynamodb.QueryInput, opts ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error)
+}
+
+var _ DB = (*dynamodb.Client)(nil)
+
+// Letter is one stored dead letter.
+type Letter struct {
+	PK         string `dynamodbav:"pk"`
+	SK         string `dynamodbav:"sk"`
+	Kind       string `dynamodbav:"kind"`
+	Type       string `dynamodbav:"type"`
+	Source     string `dynamodbav:"source"`
+	ID         string `dynamodbav:"id"`
+	Subject    string `dynamodbav:"subject,omitempty"`
+	ErrorCode  string `dynamodbav:"error_code,omitempty"`
+	ErrorDest  string `dynamodbav:"error_dest,omitempty"`
+	ErrorData  string `dynamodbav:"error_data,omitempty"`
+	Data       []byte `dynamodbav:"data,omitempty"`
+	ReceivedAt string `dynamodbav:"received_at"`
+	ExpiresAt  int64  `dynamodbav:"expires_at"`
+}
+
+// Sink stores dead letters.
+type Sink struct {
+	DB    DB
+	Table string
+	Now   func() time.Time
+	Log   *slog.Logger
+}
+
+func ext(ev cloudevents.Event, name string) string {
+	v, ok := ev.Extensions()[name]
+	if !ok {
+		return ""
+	}
+	return fmt.Sprint(v)
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
+
+func shardOf(source, id string) int {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(source + "|" + id))
+	return int(h.Sum32() % shards)
+}
+
+// Handle stores one dead letter. Storing is idempotent on the event's source
+// and id (a redelivered dead letter overwrites itself), and every failure is
+// transient: a dead letter must never itself be dropped.
+func (s *Sink) Handle(ctx context.Context, ev cloudevents.Event) (*cloudevents.Event, error) {
+	now := s.Now().UTC()
+	data := ev.Data()
+	if len(data) > dataBytesMax {
+		data = data[:dataBytesMax]
+	}
+	day := now.Format("2006-01-02")
+	// The sort key leads with the event's own time when it has one, so a
+	// redelivery of the same dead letter lands on the same item.
+	at := ev.Time()
+	if at.IsZero() {
+		at = now
+	}
+	l := Letter{
+		PK:         fmt.Sprintf("%s%s#%02d", pkPrefix, day, shardOf(ev.Source(), ev.ID())),
+		SK:         at.UTC().Format(time.RFC3339Nano) + "#" + ev.Source() + "#" + ev.ID(),
+		Kind:       "dead_letter",
+		Type:       ev.Type(),
+		Source:     ev.Source(),
+		ID:         ev.ID(),
+		Subject:    ev.Subject(),
+		ErrorCode:  ext(ev, "knativeerrorcode"),
+		ErrorDest:  ext(ev, "knativeerrordest"),
+		ErrorData:  truncate(ext(ev, "knativeerrordata"), errorDataBytesMax),
+		Data:       data,
+		ReceivedAt: now.Format(time.RFC3339Nano),
+		ExpiresAt:  now.Add(retentionDays * 24 * time.Hour).Unix(),
+	}
+	item, err := attributevalue.MarshalMap(l)
+	if err != nil {
+		panic(err)
+	}
+	if _, err := s.DB.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(s.Table), Item: item}); err != nil {
+		return nil, table.Classify(err)
+	}
+	if s.Log != nil {
+		// Type, ids and the failure only: the payload may hold a phone
+		// number and stays in the table.
+		s.Log.Warn("dead letter", "type", l.Type, "source", l.Source, "id", l.ID,
+			"error_code", l.ErrorCode, "error_dest", l.ErrorDest)
+	}
+	return nil, nil
+}
+
+// List returns the dead letters received on a UTC day, oldest first.
+func (s *Sink) List(ctx context.Context, day time.Time) ([]Letter, error) {
+	var all []Letter
+	for shard := range shards {
+		kc, err := expression.NewBuilder().WithKeyCondition(
+			expression.Key("pk").Equal(expression.Value(fmt.Sprintf("%s%s#%02d", pkPrefix, day.UTC().Format("2006-01-02"), shard)))).Build()
+		if err != nil {
+			panic(err)
+		}
+		var start map[string]types.AttributeValue
+		for {
+			out, err := s.DB.Query(ctx, &dynamodb.QueryInput{
+				TableName: aws.String(s.Table), KeyConditionExpression: kc.KeyCondition(),
+				ExpressionAttributeNames: kc.Names(), ExpressionAttributeValues: kc.Values(),
+				ExclusiveStartKey: start,
+			})
+			if err != nil {
+				return nil, table.Classify(err)
+			}
+			var page []Letter
+			if err := attributevalue.UnmarshalListOfMaps(out.Items, &page); err != nil {
+				return nil, err
+			}
+			all = append(all, page...)
+			if len(all) > listMax {
+				return nil, fmt.Errorf("more than %d dead letters on %s: list fewer", listMax, day.Format("2006-01-02"))
+			}
+			if len(out.LastEvaluatedKey) == 0 {
+				break
+			}
+			start = out.LastEvaluatedKey
+		}
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i].SK < all[j].SK })
+	return all, nil
+}
+
+// Build wires the dead-letter function.
+func Build(ctx context.Context, getenv func(string) string, log *slog.Logger) (function.Handler, error) {
+	tc, err := table.ConfigFromEnv(getenv)
+	if err != nil {
+		return nil, err
+	}
+	db, err := table.NewClient(ctx, tc)
+	if err != nil {
+		return nil, err
+	}
+	s := &Sink{DB: db, Table: tc.Table, Now: time.Now, Log: log}
+	return s.Handle, nil
+}
