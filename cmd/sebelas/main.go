@@ -1,0 +1,91 @@
+// Command sebelas is the operator's tool: run everything locally (dev),
+// create the table, credit and inspect wallets. Every command reads the same
+// environment as the functions (AWS_REGION, AWS_ENDPOINT_URL_DYNAMODB,
+// SEBELAS_TABLE), has --help, and exits non-zero on failure.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+
+	"knative.dev/pkg/signals"
+)
+
+// command is one subcommand; name may hold a space ("wallet credit").
+type command struct {
+	name    string
+	summary string
+	run     func(ctx context.Context, args []string, stdout io.Writer) error
+}
+
+func commands() []command {
+	return []command{
+		{"dev", "run the whole system locally: DynamoDB Local, every function, the routing of infra/knative, a demo", runDev},
+		{"table create", "create the table (idempotent)", runTableCreate},
+		{"wallet credit", "cash in: credit a wallet once per --id", runWalletCredit},
+		{"wallet show", "show a wallet's balances", runWalletShow},
+	}
+}
+
+func main() {
+	ctx := signals.NewContext()
+	if err := dispatch(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "sebelas:", err)
+		}
+		os.Exit(1)
+	}
+}
+
+func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cmds := commands()
+	sort.Slice(cmds, func(i, j int) bool { return cmds[i].name < cmds[j].name })
+	usage := func() {
+		fmt.Fprintln(stderr, "usage: sebelas <command> [flags]\n\ncommands:")
+		for _, c := range cmds {
+			fmt.Fprintf(stderr, "  %-16s %s\n", c.name, c.summary)
+		}
+		fmt.Fprintln(stderr, "\nenvironment: AWS_REGION, AWS_ENDPOINT_URL_DYNAMODB, SEBELAS_TABLE (default sebelas)\nrun 'sebelas <command> --help' for a command's flags")
+	}
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage()
+		if len(args) == 0 {
+			return errors.New("no command")
+		}
+		return nil
+	}
+	// Longest match first so "wallet credit" wins over a future "wallet".
+	for n := 2; n >= 1; n-- {
+		if len(args) < n {
+			continue
+		}
+		name := strings.Join(args[:n], " ")
+		for _, c := range cmds {
+			if c.name == name {
+				err := c.run(ctx, args[n:], stdout)
+				if errors.Is(err, flag.ErrHelp) {
+					return nil
+				}
+				return err
+			}
+		}
+	}
+	usage()
+	return fmt.Errorf("unknown command %q", strings.Join(args, " "))
+}
+
+// newFlags returns a flag set that prints its usage with the command's name.
+func newFlags(name, synopsis string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: sebelas %s %s\n\n", name, synopsis)
+		fs.PrintDefaults()
+	}
+	return fs
+}
