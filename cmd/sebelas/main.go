@@ -11,10 +11,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"sort"
 	"strings"
-
-	"knative.dev/pkg/signals"
+	"syscall"
 )
 
 // command is one subcommand; name may hold a space ("wallet credit").
@@ -34,7 +34,13 @@ func commands() []command {
 }
 
 func main() {
-	ctx := signals.NewContext()
+	// Not knative's signals.NewContext: it exits(1) on a second signal, and
+	// under `go tool task` Ctrl-C reaches us twice (from the terminal and
+	// forwarded by task), which would skip the clean shutdown of dev. Here
+	// every further signal is absorbed while we stop: stop() is never
+	// called, so a late forwarded signal cannot kill the process mid-way
+	// (shutdown is bounded by its own timeouts).
+	ctx, _ := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	if err := dispatch(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
 		if !errors.Is(err, flag.ErrHelp) {
 			fmt.Fprintln(os.Stderr, "sebelas:", err)
