@@ -55,8 +55,10 @@ var sampleFiles embed.FS
 // the struct its data decodes into.
 var typeOrder = []string{
 	TypeChargeRequested, TypeChargeScreened, TypeChargeSucceeded, TypeChargeDeclined,
+	TypeChargeHeld, TypeChargeReviewed,
 	TypeRefundRequested, TypeRefundSucceeded, TypeRefundRejected,
 	TypeTopupRequested, TypeTopupScreened, TypeTopupSucceeded, TypeTopupFailed, TypeTopupPending, TypeTopupReconcile,
+	TypeTopupReviewed,
 	TypeSettlementDue, TypeSettlementCompleted,
 }
 
@@ -65,6 +67,9 @@ var payloadTypes = map[string]reflect.Type{
 	TypeChargeScreened:      reflect.TypeFor[ChargeScreened](),
 	TypeChargeSucceeded:     reflect.TypeFor[ChargeResult](),
 	TypeChargeDeclined:      reflect.TypeFor[ChargeResult](),
+	TypeChargeHeld:          reflect.TypeFor[ChargeResult](),
+	TypeChargeReviewed:      reflect.TypeFor[ChargeReviewed](),
+	TypeTopupReviewed:       reflect.TypeFor[TopupReviewed](),
 	TypeRefundRequested:     reflect.TypeFor[RefundRequested](),
 	TypeRefundSucceeded:     reflect.TypeFor[RefundResult](),
 	TypeRefundRejected:      reflect.TypeFor[RefundResult](),

@@ -18,6 +18,10 @@ const (
 	TypeChargeScreened  = "dev.sebelas.charge.screened"
 	TypeChargeSucceeded = "dev.sebelas.charge.succeeded"
 	TypeChargeDeclined  = "dev.sebelas.charge.declined"
+	// TypeChargeHeld is the non-final outcome of a charge fraud sent to
+	// review; TypeChargeReviewed is the risk team's decision on it (review.go).
+	TypeChargeHeld     = "dev.sebelas.charge.held"
+	TypeChargeReviewed = "dev.sebelas.charge.reviewed"
 
 	TypeRefundRequested = "dev.sebelas.refund.requested"
 	TypeRefundSucceeded = "dev.sebelas.refund.succeeded"
@@ -29,6 +33,7 @@ const (
 	TypeTopupFailed    = "dev.sebelas.topup.failed"
 	TypeTopupPending   = "dev.sebelas.topup.pending"
 	TypeTopupReconcile = "dev.sebelas.topup.reconcile"
+	TypeTopupReviewed  = "dev.sebelas.topup.reviewed"
 
 	TypeSettlementDue       = "dev.sebelas.settlement.due"
 	TypeSettlementCompleted = "dev.sebelas.settlement.completed"

@@ -86,6 +86,9 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 	if len(st.NotBuilt) > 0 {
 		fmt.Fprintf(stdout, "not built  %s (their events are retried, then dead-lettered)\n", strings.Join(st.NotBuilt, ", "))
 	}
+	if st.OperatorURL != "" {
+		fmt.Fprintf(stdout, "operator   %s (top-up aggregator simulator: GET /sim/stats, PUT /sim/config)\n", st.OperatorURL)
+	}
 	fmt.Fprintf(stdout, "PingSources %s\n", strings.Join(st.Router.PingSources(), ", "))
 	fmt.Fprintf(stdout, "ready in %s\n\n", time.Since(start).Round(time.Millisecond))
 	if *fire != "" {

@@ -27,9 +27,20 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"dev", "run the whole system locally: DynamoDB Local, every function, the routing of infra/knative, a demo", runDev},
+		{"burst", "replay the 11.11 festival profile against a Broker URL (seeded, bounded, with progress)", runBurst},
+		{"bench", "benchmark the charge path against its raw DynamoDB ceiling; write the report to docs/bench", runBench},
+		{"bench autoscale", "simulate the Knative autoscaler over the festival with the settings of infra/knative", runBenchAutoscale},
 		{"table create", "create the table (idempotent)", runTableCreate},
+		{"dynamodb-local", "run DynamoDB Local (from npm, under .cache/) until Ctrl-C, or around one command with --exec", runDynamoDBLocal},
 		{"wallet credit", "cash in: credit a wallet once per --id", runWalletCredit},
 		{"wallet show", "show a wallet's balances", runWalletShow},
+		{"audit", "scan the table: money conserved, no negative balance, refunds within charges, settlements = their items", runAudit},
+		{"chaos", "bank test: a seeded workload under injected faults (duplicates, crashes, DynamoDB outages, attacks), then every invariant", runChaos},
+		{"settle run", "settle (or re-run) one market's business day: --market ID --date 2026-11-11", runSettleRun},
+		{"fraud eval", "measure the fraud rules on seeded synthetic traffic or a PaySim-layout CSV", runFraudEval},
+		{"fraud rules-check", "compile a fraud rules file and list its problems", runFraudRulesCheck},
+		{"fraud review", "approve or reject a payment held for fraud review (signed)", runFraudReview},
+		{"operator-sim", "serve a simulated top-up aggregator (latency, failures, lost answers, outages) for topup", runOperatorSim},
 	}
 }
 

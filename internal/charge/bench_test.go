@@ -54,7 +54,7 @@ func BenchmarkChargeHandler(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	h := &charge.Handler{Ledger: l, Limits: money.DefaultLimits()}
+	h := &charge.Handler{Ledger: l, Limits: money.DefaultLimits(), Keys: testKeys}
 	var seq atomic.Int64
 	var failed atomic.Int64
 	before := meter.Snapshot()
@@ -73,6 +73,9 @@ func BenchmarkChargeHandler(b *testing.B) {
 			ev, err := events.NewEvent(events.TypeChargeScreened, "/sebelas/fraud",
 				events.ChargeScreened{Charge: req, Screening: events.Screening{Score: 10, Decision: events.DecisionAllow, Reasons: []string{}}})
 			if err != nil {
+				b.Fatal(err)
+			}
+			if err := testKeys.Sign(&ev, time.Now()); err != nil {
 				b.Fatal(err)
 			}
 			reply, err := h.Handle(ctx, ev)

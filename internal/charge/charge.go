@@ -1,12 +1,16 @@
 // Package charge is the charge function: it consumes charge.screened (fraud's
 // verdict on a marketplace's charge.requested), moves the money through the
-// ledger and replies charge.succeeded or charge.declined.
+// ledger and replies charge.succeeded or charge.declined — or charge.held
+// for a charge fraud sent to review, which the risk team's charge.reviewed
+// later approves or rejects. Both events must carry a valid signature
+// (internal/signing): only fraud and the review tool hold the key.
 package charge
 
 import (
 	"context"
 	"fmt"
 	"log/slog"
+	"time"
 
 	cloudevents "github.com/cloudevents/sdk-go/v2"
 
@@ -15,6 +19,8 @@ import (
 	"github.com/sebelas/sebelas/internal/function"
 	"github.com/sebelas/sebelas/internal/ledger"
 	"github.com/sebelas/sebelas/internal/money"
+	"github.com/sebelas/sebelas/internal/redact"
+	"github.com/sebelas/sebelas/internal/signing"
 	"github.com/sebelas/sebelas/internal/table"
 )
 
@@ -25,21 +31,40 @@ const Source = events.SourcePrefix + "charge"
 type Ledger interface {
 	Charge(ctx context.Context, req events.ChargeRequested, limits money.Limits) (ledger.ChargeOutcome, error)
 	Decline(ctx context.Context, req events.ChargeRequested, reason, detail string) (ledger.ChargeOutcome, error)
+	HoldForReview(ctx context.Context, req events.ChargeRequested) (ledger.ChargeOutcome, error)
+	ReviewCharge(ctx context.Context, chargeID string, approve bool, reviewer string, limits money.Limits) (ledger.ChargeOutcome, events.ChargeRequested, error)
 }
 
 var _ Ledger = (*ledger.Store)(nil)
 
-// Handler handles charge.screened events.
+// Handler handles charge.screened and charge.reviewed events.
 type Handler struct {
 	Ledger Ledger
 	Limits money.Limits
-	Log    *slog.Logger
+	// Keys verifies that a screened event comes from fraud and a reviewed
+	// one from the risk team's tool (internal/signing): anyone can put an
+	// event on the Broker. Nil refuses every event.
+	Keys *signing.Keyring
+	Now  func() time.Time // nil means time.Now
+	Log  *slog.Logger
 }
 
 // Handle is a function.Handler.
 func (h *Handler) Handle(ctx context.Context, ev cloudevents.Event) (*cloudevents.Event, error) {
-	if ev.Type() != events.TypeChargeScreened {
+	if ev.Type() != events.TypeChargeScreened && ev.Type() != events.TypeChargeReviewed {
 		return nil, fault.Permanentf("unexpected_type", "charge does not handle %.64q", ev.Type())
+	}
+	// Before anything else: an unsigned, forged or stale event is refused
+	// (400, dead-lettered) and moves no money.
+	now := time.Now
+	if h.Now != nil {
+		now = h.Now
+	}
+	if err := h.Keys.Verify(ev, now()); err != nil {
+		return nil, err
+	}
+	if ev.Type() == events.TypeChargeReviewed {
+		return h.review(ctx, ev)
 	}
 	var sc events.ChargeScreened
 	if err := events.Decode(ev, &sc); err != nil {
@@ -54,9 +79,9 @@ func (h *Handler) Handle(ctx context.Context, ev cloudevents.Event) (*cloudevent
 	case events.DecisionDeny:
 		out, err = h.Ledger.Decline(ctx, req, events.ReasonFraud, "declined by fraud screening")
 	case events.DecisionReview:
-		// Manual review is not wired yet: a payment that needs a human is
-		// declined rather than taken, which costs a sale but never money.
-		out, err = h.Ledger.Decline(ctx, req, events.ReasonFraudReview, "held for fraud review")
+		// Recorded, no money moved, charge.held replied; the risk team's
+		// charge.reviewed decides (ledger/review.go).
+		out, err = h.Ledger.HoldForReview(ctx, req)
 	default:
 		// The schema enumerates decisions; reaching here is a schema bug.
 		return nil, fault.Permanentf("invalid_event", "unknown decision")
@@ -64,7 +89,31 @@ func (h *Handler) Handle(ctx context.Context, ev cloudevents.Event) (*cloudevent
 	if err != nil {
 		return nil, err
 	}
+	return h.reply(ev, req, out)
+}
+
+// review applies the risk team's decision on a held charge.
+func (h *Handler) review(ctx context.Context, ev cloudevents.Event) (*cloudevents.Event, error) {
+	var rv events.ChargeReviewed
+	if err := events.Decode(ev, &rv); err != nil {
+		return nil, err
+	}
+	out, req, err := h.Ledger.ReviewCharge(ctx, rv.ChargeID, rv.Decision == events.ReviewApprove, rv.Reviewer, h.Limits)
+	if err != nil {
+		return nil, err
+	}
+	if h.Log != nil {
+		h.Log.Info("charge review", "charge_id", rv.ChargeID, "decision", rv.Decision, "reviewer", rv.Reviewer)
+	}
+	return h.reply(ev, req, out)
+}
+
+// reply builds the outcome event of req.
+func (h *Handler) reply(ev cloudevents.Event, req events.ChargeRequested, out ledger.ChargeOutcome) (*cloudevents.Event, error) {
 	typ, res := out.Result(req)
+	if out.Status == ledger.ChargeInReview {
+		typ = events.TypeChargeHeld // not a final outcome: charge.reviewed decides
+	}
 	// The reply id is derived from the charge so that a replayed duplicate
 	// carries the very same outcome event and consumers can drop it; a
 	// conflict is a new fact about this delivery, so it gets its own id.
@@ -80,7 +129,7 @@ func (h *Handler) Handle(ctx context.Context, ev cloudevents.Event) (*cloudevent
 	reply.SetTime(out.At)
 	reply.SetSubject(req.ChargeID)
 	if h.Log != nil {
-		h.Log.Info("charge", "charge_id", req.ChargeID, "outcome", typ, "reason", out.Reason,
+		h.Log.Info("charge", "charge_id", req.ChargeID, "payer", redact.Wallet(req.PayerWallet), "outcome", typ, "reason", out.Reason,
 			"replayed", out.Replayed, "conflict", out.Conflict)
 	}
 	return &reply, nil
@@ -103,6 +152,10 @@ func Build(ctx context.Context, getenv func(string) string, log *slog.Logger) (f
 	if err != nil {
 		return nil, err
 	}
-	h := &Handler{Ledger: ledger.New(db, tc.Table, nil), Limits: limits, Log: log}
+	keys, err := signing.FromEnv(getenv)
+	if err != nil {
+		return nil, err
+	}
+	h := &Handler{Ledger: ledger.New(db, tc.Table, nil), Limits: limits, Keys: keys, Log: log}
 	return h.Handle, nil
 }

@@ -33,7 +33,7 @@ func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	db, name := ddbtest.New(t)
 	l := ledger.New(db, name, nil)
-	h := &charge.Handler{Ledger: l, Limits: money.DefaultLimits()}
+	h := &charge.Handler{Ledger: l, Limits: money.DefaultLimits(), Keys: testKeys}
 	srv, err := function.NewServer(context.Background(), "charge", h.Handle, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
@@ -72,6 +72,7 @@ func postRaw(t testing.TB, url, ceType, id, contentType, body string) (int, *clo
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}
+	signHeader(t, req, ceType, id, body) // as fraud signs (signature_test.go)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -154,7 +155,11 @@ func TestFraudDecisionsMoveNoMoney(t *testing.T) {
 		s.Charge.ChargeID = sc.Charge.ChargeID + "-" + d.decision
 		s.Screening.Decision = d.decision
 		status, reply := post(t, f.srv.URL, s, "ev-"+d.decision)
-		if status != http.StatusOK || reply == nil || reply.Type() != events.TypeChargeDeclined {
+		want := events.TypeChargeDeclined
+		if d.decision == events.DecisionReview {
+			want = events.TypeChargeHeld // held, no money moved (signature_test.go: the review)
+		}
+		if status != http.StatusOK || reply == nil || reply.Type() != want {
 			t.Fatalf("%d: status %d reply %v", i, status, reply)
 		}
 		var res events.ChargeResult
@@ -237,7 +242,7 @@ func TestStorageDownIsRetryable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &charge.Handler{Ledger: ledger.New(db, "down", nil), Limits: money.DefaultLimits()}
+	h := &charge.Handler{Ledger: ledger.New(db, "down", nil), Limits: money.DefaultLimits(), Keys: testKeys}
 	srv, err := function.NewServer(context.Background(), "charge", h.Handle, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)

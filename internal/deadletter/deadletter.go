@@ -11,6 +11,8 @@ package deadletter
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"hash/fnv"
 	"log/slog"
@@ -44,6 +46,21 @@ const (
 	// listMax bounds one List call.
 	listMax = 10_000
 )
+
+// KeyPartsBytesMax bounds the source and id as they appear in the sort key
+// (together). DynamoDB caps a sort key at 1024 bytes and CloudEvents bounds
+// neither, and a dead letter is by nature an event that broke the rules: a
+// longer pair is keyed by its SHA-256 instead, so it is still stored (and a
+// redelivery still lands on the same item); the item keeps both whole.
+const KeyPartsBytesMax = 512
+
+func keyParts(source, id string) string {
+	if len(source)+len(id) <= KeyPartsBytesMax {
+		return source + "#" + id
+	}
+	sum := sha256.Sum256([]byte(source + "|" + id))
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
 
 // DB is the part of DynamoDB the sink uses.
 type DB interface {
@@ -117,7 +134,7 @@ func (s *Sink) Handle(ctx context.Context, ev cloudevents.Event) (*cloudevents.E
 	}
 	l := Letter{
 		PK:         fmt.Sprintf("%s%s#%02d", pkPrefix, day, shardOf(ev.Source(), ev.ID())),
-		SK:         at.UTC().Format(time.RFC3339Nano) + "#" + ev.Source() + "#" + ev.ID(),
+		SK:         at.UTC().Format(time.RFC3339Nano) + "#" + keyParts(ev.Source(), ev.ID()),
 		Kind:       "dead_letter",
 		Type:       ev.Type(),
 		Source:     ev.Source(),

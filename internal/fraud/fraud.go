@@ -1,9 +1,19 @@
 // Package fraud scores payments before money moves. It consumes
 // charge.requested and topup.requested and replies charge.screened and
-// topup.screened with a score (0–1000), a decision and the reasons that fired.
+// topup.screened with a score (0–1000), a decision (allow, review, deny) and
+// the reasons that fired, signed (internal/signing) so that charge and topup
+// can refuse a screened event fraud did not produce.
 //
-// This first version has static rules from configuration: a per-currency
-// amount ceiling and blocklists of wallets and devices.
+// Scoring has three parts:
+//   - features (features.go): the payment, plus what the store knows of the
+//     paying wallet — velocity over 1 minute, 1 hour and 1 day, amount
+//     against its history, new device, new payee, device country, the share
+//     of the balance being spent, new wallets on the device;
+//   - the store (store_dynamo.go, velocity.go): one UpdateItem per payment
+//     that records it and returns the wallet's counters;
+//   - rules (rules.go): CEL expressions over the features with per-market
+//     thresholds, written by the risk team in a ConfigMap-shaped YAML file,
+//     reloaded when it changes (watch.go).
 package fraud
 
 import (
@@ -11,145 +21,68 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"time"
 
 	cloudevents "github.com/cloudevents/sdk-go/v2"
 
 	"github.com/sebelas/sebelas/events"
 	"github.com/sebelas/sebelas/internal/fault"
 	"github.com/sebelas/sebelas/internal/function"
+	"github.com/sebelas/sebelas/internal/ledger"
+	"github.com/sebelas/sebelas/internal/market"
 	"github.com/sebelas/sebelas/internal/money"
+	"github.com/sebelas/sebelas/internal/redact"
+	"github.com/sebelas/sebelas/internal/signing"
+	"github.com/sebelas/sebelas/internal/table"
 )
 
 // Source is the CloudEvent source of fraud's replies.
 const Source = events.SourcePrefix + "fraud"
 
-// Score thresholds: at or above denyScoreMin the payment is denied, at or
-// above reviewScoreMin it needs a human. scoreMax is certain fraud.
-const (
-	scoreMax       = 1000
-	denyScoreMin   = 700
-	reviewScoreMin = 400
-	// blocklistEntriesMax bounds the configured blocklists; a longer list
-	// belongs in the table, not in an environment variable.
-	blocklistEntriesMax = 10_000
-)
+// scoreMax is certain fraud.
+const scoreMax = 1000
 
-// Reasons the static rules give.
-const (
-	ReasonBlockedWallet = "blocked_wallet"
-	ReasonBlockedDevice = "blocked_device"
-	ReasonAboveCeiling  = "amount_above_ceiling"
-	ReasonNearCeiling   = "amount_near_ceiling"
-	ReasonNoDeviceGiven = "no_device"
-)
-
-// Config holds the static rules.
-type Config struct {
-	// Ceilings is the largest amount per currency fraud lets through.
-	Ceilings       money.Limits
-	BlockedWallets map[string]bool
-	BlockedDevices map[string]bool
+// Scorer computes a verdict: store, features, rules. It is the whole of
+// screening without CloudEvents, shared by the Handler and `sebelas fraud
+// eval`.
+type Scorer struct {
+	Rules RuleSource
+	Store Store
 }
 
-// ConfigFromEnv reads SEBELAS_FRAUD_CEILINGS ("IDR=20000000,PHP=..."),
-// SEBELAS_FRAUD_BLOCKED_WALLETS and SEBELAS_FRAUD_BLOCKED_DEVICES
-// (comma-separated).
-func ConfigFromEnv(getenv func(string) string) (Config, error) {
-	c := Config{Ceilings: money.DefaultLimits()}
-	var err error
-	if v := getenv("SEBELAS_FRAUD_CEILINGS"); v != "" {
-		if c.Ceilings, err = money.ParseLimits(v); err != nil {
-			return c, fmt.Errorf("SEBELAS_FRAUD_CEILINGS: %w", err)
-		}
+// Score records p in the store and scores it with the rules in force.
+func (s *Scorer) Score(ctx context.Context, p Payment) (Verdict, Features, error) {
+	m, err := market.ByCurrency(money.Currency(p.Currency))
+	if err != nil {
+		return Verdict{}, Features{}, err
 	}
-	if c.BlockedWallets, err = parseSet("SEBELAS_FRAUD_BLOCKED_WALLETS", getenv); err != nil {
-		return c, err
+	rs := s.Rules.Current()
+	o, err := s.Store.Observe(ctx, p, rs.WantsBalance(m.Code, p.Amount))
+	if err != nil {
+		return Verdict{}, Features{}, err
 	}
-	if c.BlockedDevices, err = parseSet("SEBELAS_FRAUD_BLOCKED_DEVICES", getenv); err != nil {
-		return c, err
-	}
-	return c, nil
-}
-
-func parseSet(name string, getenv func(string) string) (map[string]bool, error) {
-	set := map[string]bool{}
-	v := strings.TrimSpace(getenv(name))
-	if v == "" {
-		return set, nil
-	}
-	for _, s := range strings.Split(v, ",") {
-		s = strings.TrimSpace(s)
-		if s == "" {
-			return nil, fmt.Errorf("%s: empty entry", name)
-		}
-		set[s] = true
-	}
-	if len(set) > blocklistEntriesMax {
-		return nil, fmt.Errorf("%s: %d entries, at most %d", name, len(set), blocklistEntriesMax)
-	}
-	return set, nil
-}
-
-// Payment is what the rules look at, common to charges and top-ups.
-type Payment struct {
-	Wallet   string
-	DeviceID string
-	Amount   int64
-	Currency string
-}
-
-// Score applies the rules to one payment.
-func (c Config) Score(p Payment) events.Screening {
-	score := 0
-	var reasons []string
-	add := func(points int, reason string) {
-		score += points
-		reasons = append(reasons, reason)
-	}
-	if c.BlockedWallets[p.Wallet] {
-		add(scoreMax, ReasonBlockedWallet)
-	}
-	if p.DeviceID != "" && c.BlockedDevices[p.DeviceID] {
-		add(scoreMax, ReasonBlockedDevice)
-	}
-	if ceiling, ok := c.Ceilings[money.Currency(p.Currency)]; ok {
-		switch {
-		case p.Amount > ceiling:
-			add(denyScoreMin, ReasonAboveCeiling)
-		case p.Amount > ceiling/10*8:
-			// The last fifth below the ceiling is where fraudsters who know
-			// the ceiling operate; a human looks at it.
-			add(reviewScoreMin, ReasonNearCeiling)
-		}
-	}
-	if score > scoreMax {
-		score = scoreMax
-	}
-	decision := events.DecisionAllow
-	switch {
-	case score >= denyScoreMin:
-		decision = events.DecisionDeny
-	case score >= reviewScoreMin:
-		decision = events.DecisionReview
-	}
-	if reasons == nil {
-		reasons = []string{}
-	}
-	return events.Screening{Score: score, Decision: decision, Reasons: reasons, RulesVersion: "static-v1"}
+	f := NewFeatures(p, o, m)
+	return rs.Score(&f), f, nil
 }
 
 // Handler screens charge.requested and topup.requested.
 type Handler struct {
-	Config Config
+	Scorer *Scorer
+	Keys   *signing.Keyring
+	Now    func() time.Time // nil means time.Now
 	Log    *slog.Logger
 }
 
 // Handle is a function.Handler.
 func (h *Handler) Handle(ctx context.Context, ev cloudevents.Event) (*cloudevents.Event, error) {
+	now := time.Now
+	if h.Now != nil {
+		now = h.Now
+	}
+	p := Payment{EventKey: ev.Source() + "\x00" + ev.ID(), At: now().UTC()}
 	var (
 		typ, businessID string
-		payload         any
-		verdict         events.Screening
+		reply           func(events.Screening) any
 	)
 	switch ev.Type() {
 	case events.TypeChargeRequested:
@@ -157,38 +90,106 @@ func (h *Handler) Handle(ctx context.Context, ev cloudevents.Event) (*cloudevent
 		if err := events.Decode(ev, &req); err != nil {
 			return nil, err
 		}
-		verdict = h.Config.Score(Payment{Wallet: req.PayerWallet, DeviceID: req.DeviceID, Amount: req.Amount, Currency: req.Currency})
-		typ, businessID, payload = events.TypeChargeScreened, req.ChargeID, events.ChargeScreened{Charge: req, Screening: verdict}
+		p.Kind, p.Wallet, p.Payee, p.Amount, p.Currency = KindCharge, req.PayerWallet, req.MerchantID, req.Amount, req.Currency
+		p.DeviceID, p.DeviceCountry = req.DeviceID, req.DeviceCountry
+		typ, businessID = events.TypeChargeScreened, req.ChargeID
+		reply = func(s events.Screening) any { return events.ChargeScreened{Charge: req, Screening: s} }
 	case events.TypeTopupRequested:
 		var req events.TopupRequested
 		if err := events.Decode(ev, &req); err != nil {
 			return nil, err
 		}
-		verdict = h.Config.Score(Payment{Wallet: req.PayerWallet, DeviceID: req.DeviceID, Amount: req.Amount, Currency: req.Currency})
-		typ, businessID, payload = events.TypeTopupScreened, req.TopupID, events.TopupScreened{Topup: req, Screening: verdict}
+		p.Kind, p.Wallet, p.Payee, p.Amount, p.Currency = KindTopup, req.PayerWallet, msisdnDigits(req.MSISDN), req.Amount, req.Currency
+		p.DeviceID, p.DeviceCountry = req.DeviceID, req.DeviceCountry
+		typ, businessID = events.TypeTopupScreened, req.TopupID
+		reply = func(s events.Screening) any { return events.TopupScreened{Topup: req, Screening: s} }
 	default:
-		return nil, fault.Permanentf("unexpected_type", "fraud does not handle %q", ev.Type())
+		return nil, fault.Permanentf("unexpected_type", "fraud does not handle %.64q", ev.Type())
 	}
-	reply, err := events.NewEvent(typ, Source, payload)
+	verdict, _, err := h.Scorer.Score(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	out, err := events.NewEvent(typ, Source, reply(verdict.Screening))
 	if err != nil {
 		return nil, fmt.Errorf("build reply: %w", err)
 	}
 	// Deterministic id per delivered event: a redelivery of the same
-	// request produces the same screened event.
-	reply.SetID(events.ResultID(ev.Source()+"|"+ev.ID(), typ))
-	reply.SetSubject(businessID)
-	if h.Log != nil {
-		h.Log.Info("screened", "type", typ, "id", businessID, "score", verdict.Score, "decision", verdict.Decision, "reasons", verdict.Reasons)
+	// request produces the same screened event id.
+	out.SetID(events.ResultID(ev.Source()+"|"+ev.ID(), typ))
+	out.SetSubject(businessID)
+	// Signing is the last change to the event.
+	if err := h.Keys.Sign(&out, now()); err != nil {
+		return nil, err
 	}
-	return &reply, nil
+	if h.Log != nil {
+		attrs := []any{"type", typ, "id", businessID, "wallet", redact.Wallet(p.Wallet), "score", verdict.Score, "decision", verdict.Decision,
+			"reasons", verdict.Reasons, "rules_version", verdict.RulesVersion}
+		if len(verdict.Errors) > 0 {
+			h.Log.Warn("fraud rule failed to evaluate", append(attrs, "errors", verdict.Errors)...)
+		} else {
+			h.Log.Info("screened", attrs...)
+		}
+	}
+	return &out, nil
 }
 
-// Build reads fraud's configuration and wires its handler.
+// msisdnDigits keeps the digits of a phone number: "+62 812-3456" and
+// "+628123456" are one payee. The number itself is never logged or stored
+// (the store keeps a hash).
+func msisdnDigits(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if r >= '0' && r <= '9' {
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+// Build reads fraud's configuration and wires its handler: the signing key
+// ring (required), the rules (SEBELAS_FRAUD_RULES, watched; unset means the
+// built-in default rules) and the table. It does no network I/O.
 func Build(ctx context.Context, getenv func(string) string, log *slog.Logger) (function.Handler, error) {
-	cfg, err := ConfigFromEnv(getenv)
+	keys, err := signing.FromEnv(getenv)
 	if err != nil {
 		return nil, err
 	}
-	h := &Handler{Config: cfg, Log: log}
+	extra, err := ListsFromEnv(getenv)
+	if err != nil {
+		return nil, err
+	}
+	var rules RuleSource
+	if path := getenv(EnvRules); path != "" {
+		w, err := NewWatcher(path, extra, log)
+		if err != nil {
+			return nil, err
+		}
+		go w.Run(ctx, 0)
+		rules = w
+	} else {
+		rs, err := ParseRulesWithLists(defaultRules, extra)
+		if err != nil {
+			return nil, fmt.Errorf("built-in fraud rules: %w", err)
+		}
+		rules = StaticRules{rs}
+	}
+	tc, err := table.ConfigFromEnv(getenv)
+	if err != nil {
+		return nil, err
+	}
+	db, err := table.NewClient(ctx, tc)
+	if err != nil {
+		return nil, err
+	}
+	h := &Handler{
+		Scorer: &Scorer{Rules: rules, Store: NewDynamoStore(db, tc.Table, ledger.New(db, tc.Table, nil))},
+		Keys:   keys,
+		Log:    log,
+	}
+	if log != nil {
+		rs := rules.Current()
+		log.Info("fraud rules in force", "version", rs.Version, "rules", rs.Rules(), "signing_key", keys.SigningKeyID())
+	}
 	return h.Handle, nil
 }

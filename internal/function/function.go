@@ -125,18 +125,30 @@ func RunWithLogger(ctx context.Context, name string, getenv func(string) string,
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", fmt.Sprintf(":%d", cfg.Port))
-	if err != nil {
-		return fmt.Errorf("listen: %w", err)
-	}
-	hs := &http.Server{
-		Handler:           srv,
+	return serve(ctx, cfg, srv, log, ready)
+}
+
+// HTTPServer returns an http.Server for h with the runtime's timeouts and
+// header limit (for callers that run a function's handler themselves, like
+// the chaos run that crashes and restarts it).
+func HTTPServer(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
 		ReadHeaderTimeout: readTimeoutMs * time.Millisecond,
 		ReadTimeout:       readTimeoutMs * time.Millisecond,
 		WriteTimeout:      writeTimeoutMs * time.Millisecond,
 		IdleTimeout:       idleTimeoutMs * time.Millisecond,
 		MaxHeaderBytes:    headerBytesMax,
 	}
+}
+
+// serve listens on cfg.Port and serves h until ctx is done, then drains.
+func serve(ctx context.Context, cfg Config, h http.Handler, log *slog.Logger, ready func(addr string)) error {
+	ln, err := net.Listen("tcp", fmt.Sprintf(":%d", cfg.Port))
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	hs := HTTPServer(h)
 	log.Info("serving", "addr", ln.Addr().String())
 	if ready != nil {
 		ready(ln.Addr().String())

@@ -137,6 +137,11 @@ func (s *Store) Charge(ctx context.Context, req events.ChargeRequested, limits m
 	if err != nil {
 		return ChargeOutcome{}, err
 	}
+	// Index the merchant-day for settlement before money moves, with the
+	// very date the charge item carries (merchantday.go).
+	if err := s.MarkMerchantDay(ctx, req.Currency, req.MerchantID, it.LocalDate); err != nil {
+		return ChargeOutcome{}, err
+	}
 	item, err := attributevalue.MarshalMap(it)
 	if err != nil {
 		panic(fmt.Sprintf("marshal charge item: %v", err)) // a struct we own always marshals

@@ -29,6 +29,11 @@ type Store struct {
 	db    DB
 	table string
 	now   func() time.Time
+	// marks remembers the merchant-days this process has indexed
+	// (merchantday.go); its zero value is ready.
+	marks markCache
+	// refunding lets refunds of one charge take turns (refund.go).
+	refunding chargeLocks
 }
 
 // New returns a ledger on table. now may be nil (time.Now).

@@ -17,6 +17,7 @@ import (
 
 	"github.com/sebelas/sebelas/internal/fault"
 	"github.com/sebelas/sebelas/internal/money"
+	"github.com/sebelas/sebelas/internal/redact"
 	"github.com/sebelas/sebelas/internal/table"
 )
 
@@ -163,7 +164,7 @@ func (s *Store) CashIn(ctx context.Context, cashInID, wallet string, amt money.A
 		return true, nil
 	}
 	if table.ConditionFailedAt(reasons, 1) {
-		return false, fault.Permanentf("wallet_frozen", "wallet %s is not active", wallet)
+		return false, fault.Permanentf("wallet_frozen", "wallet %s is not active", redact.Wallet(wallet))
 	}
 	return false, table.Classify(err)
 }
@@ -240,7 +241,7 @@ func (s *Store) SetStatus(ctx context.Context, wallet string, cur money.Currency
 	})
 	var ccf *types.ConditionalCheckFailedException
 	if errors.As(err, &ccf) {
-		return fault.Permanentf("wallet_not_found", "wallet %s has no %s balance", wallet, cur)
+		return fault.Permanentf("wallet_not_found", "wallet %s has no %s balance", redact.Wallet(wallet), cur)
 	}
 	return table.Classify(err)
 }

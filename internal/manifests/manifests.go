@@ -48,6 +48,7 @@ const (
 	KindTrigger    = "Trigger"
 	KindPingSource = "PingSource"
 	KindNamespace  = "Namespace"
+	KindConfigMap  = "ConfigMap"
 )
 
 // Set is every object of one manifest directory, in file order (files
@@ -59,6 +60,9 @@ type Set struct {
 	Brokers     []*eventingv1.Broker
 	Triggers    []*eventingv1.Trigger
 	PingSources []*sourcesv1.PingSource
+	// ConfigMaps hold configuration mounted into Services (the fraud
+	// rules); Secrets are never in the repository, so not in the set.
+	ConfigMaps []*corev1.ConfigMap
 
 	origin map[string]string // objectKey -> "file.yaml#doc"
 }
@@ -162,9 +166,11 @@ func (s *Set) decodeDoc(where string, raw []byte) error {
 		obj = &sourcesv1.PingSource{}
 	case apiCore + "/" + KindNamespace:
 		obj = &corev1.Namespace{}
+	case apiCore + "/" + KindConfigMap:
+		obj = &corev1.ConfigMap{}
 	default:
-		return fmt.Errorf("unsupported kind %q (apiVersion %q): the set knows %s, %s, %s, %s and %s",
-			tm.Kind, tm.APIVersion, KindNamespace, KindService, KindBroker, KindTrigger, KindPingSource)
+		return fmt.Errorf("unsupported kind %q (apiVersion %q): the set knows %s, %s, %s, %s, %s and %s",
+			tm.Kind, tm.APIVersion, KindNamespace, KindConfigMap, KindService, KindBroker, KindTrigger, KindPingSource)
 	}
 	if err := yaml.UnmarshalStrict(raw, obj); err != nil {
 		return fmt.Errorf("%s: %s", tm.Kind, cleanDecodeError(err))
@@ -188,6 +194,8 @@ func (s *Set) decodeDoc(where string, raw []byte) error {
 		s.PingSources = append(s.PingSources, o)
 	case *corev1.Namespace:
 		s.Namespaces = append(s.Namespaces, o)
+	case *corev1.ConfigMap:
+		s.ConfigMaps = append(s.ConfigMaps, o)
 	}
 	return nil
 }
@@ -222,6 +230,16 @@ func (s *Set) Origin(kind, namespace, name string) string {
 // Service returns the Service called name in namespace, or nil.
 func (s *Set) Service(namespace, name string) *servingv1.Service {
 	for _, o := range s.Services {
+		if o.Namespace == namespace && o.Name == name {
+			return o
+		}
+	}
+	return nil
+}
+
+// ConfigMap returns the ConfigMap called name in namespace, or nil.
+func (s *Set) ConfigMap(namespace, name string) *corev1.ConfigMap {
+	for _, o := range s.ConfigMaps {
 		if o.Namespace == namespace && o.Name == name {
 			return o
 		}

@@ -22,9 +22,9 @@ func TestRealDeploymentLoadsAndValidates(t *testing.T) {
 	}
 	counts := map[string][2]int{
 		KindNamespace:  {len(s.Namespaces), 1},
-		KindService:    {len(s.Services), 6},
+		KindService:    {len(s.Services), 7},
 		KindBroker:     {len(s.Brokers), 1},
-		KindTrigger:    {len(s.Triggers), 9},
+		KindTrigger:    {len(s.Triggers), 11},
 		KindPingSource: {len(s.PingSources), 8},
 	}
 	for kind, c := range counts {
@@ -32,7 +32,7 @@ func TestRealDeploymentLoadsAndValidates(t *testing.T) {
 			t.Errorf("%s: got %d objects, want %d", kind, c[0], c[1])
 		}
 	}
-	for _, name := range []string{"charge", "fraud", "refund", "topup", "settle", "dead-letter"} {
+	for _, name := range []string{"charge", "fraud", "refund", "topup", "settle", "dead-letter", "ingress"} {
 		svc := s.Service("sebelas", name)
 		if svc == nil {
 			t.Errorf("Service %s missing", name)
@@ -63,8 +63,8 @@ func TestRealDeploymentLoadsAndValidates(t *testing.T) {
 			t.Errorf("PingSource %s does not sink to the Broker", name)
 		}
 	}
-	if got := len(s.TriggersOf("sebelas", "default")); got != 9 {
-		t.Errorf("TriggersOf(default) = %d, want 9", got)
+	if got := len(s.TriggersOf("sebelas", "default")); got != 11 {
+		t.Errorf("TriggersOf(default) = %d, want 11", got)
 	}
 }
 
@@ -95,8 +95,8 @@ func TestBrokenDeployments(t *testing.T) {
 		},
 		{
 			name: "unknown kind", file: "extra.yaml",
-			new:    "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n  namespace: sebelas\n",
-			atLoad: true, want: []string{"extra.yaml#1", `unsupported kind "ConfigMap"`},
+			new:    "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: x\n  namespace: sebelas\n",
+			atLoad: true, want: []string{"extra.yaml#1", `unsupported kind "Deployment"`},
 		},
 		{
 			name: "object defined twice", file: "extra.yaml",

@@ -37,7 +37,8 @@ var ceContextAttributes = map[string]bool{
 //   - every PingSource sinks to a Service or Broker in the set, and its
 //     ceOverrides do not try to replace a CloudEvents context attribute;
 //   - a Broker's dead-letter sink, if any, is a Service in the set;
-//   - every Service declares autoscaling.knative.dev/min-scale "0".
+//   - every Service declares autoscaling.knative.dev/min-scale "0", and each
+//     of its ConfigMap volumes names a ConfigMap in the set.
 func (s *Set) Validate(ctx context.Context) error {
 	var errs []error
 	add := func(kind string, o metav1.Object, err error) {
@@ -68,8 +69,19 @@ func (s *Set) Validate(ctx context.Context) error {
 		}
 	}
 
+	for _, cm := range s.ConfigMaps {
+		nsCheck(KindConfigMap, cm)
+	}
+
 	for _, svc := range s.Services {
 		nsCheck(KindService, svc)
+		// A ConfigMap volume must name a ConfigMap of the set (unless
+		// optional): else the pod never starts on the cluster.
+		for _, v := range svc.Spec.Template.Spec.Volumes {
+			if cm := v.ConfigMap; cm != nil && (cm.Optional == nil || !*cm.Optional) && s.ConfigMap(svc.Namespace, cm.Name) == nil {
+				add(KindService, svc, fmt.Errorf("volume %s: ConfigMap %q is not in the set", v.Name, cm.Name))
+			}
+		}
 		c := svc.DeepCopy()
 		c.SetDefaults(ctx)
 		add(KindService, svc, fe(c.Validate(create)))
@@ -136,9 +148,17 @@ func (s *Set) checkDelivery(ns string, d *eventingduckv1.DeliverySpec) error {
 		return errors.New("spec.delivery.deadLetterSink is required: without it Knative drops an event once retries are exhausted")
 	case d.Retry == nil:
 		return errors.New("spec.delivery.retry is required: without it Knative does not retry at all")
+	case *d.Retry > DeliveryRetryMax:
+		return fmt.Errorf("spec.delivery.retry %d is above %d: with exponential backoff the last retries would come hours later, long after anyone waits for the outcome", *d.Retry, DeliveryRetryMax)
 	}
 	return s.mustBe(ns, "spec.delivery.deadLetterSink", *d.DeadLetterSink, KindService)
 }
+
+// DeliveryRetryMax bounds a Trigger's retries. Knative bounds nothing; at
+// backoffDelay 0.2 s doubling, retry 15 already waits 1.8 h before its last
+// attempt, and a poison event should surface in the dead-letter sink within
+// minutes (triggers.yaml uses 10: 3 min 25 s).
+const DeliveryRetryMax = 15
 
 // mustBe checks that dest is a ref to an object of one of kinds that is in
 // the set, in namespace ns.

@@ -144,6 +144,9 @@ func newEvent(typ, id string, data any) cloudevents.Event {
 	ev.SetID(id)
 	ev.SetType(typ)
 	ev.SetSource("/sebelas/test")
+	if strings.HasSuffix(typ, ".screened") {
+		ev.SetSource("/sebelas/fraud") // the screened Triggers take fraud's events only
+	}
 	_ = ev.SetData(cloudevents.ApplicationJSON, data)
 	return ev
 }

@@ -27,10 +27,16 @@ import (
 	"github.com/sebelas/sebelas/internal/deadletter"
 	"github.com/sebelas/sebelas/internal/fraud"
 	"github.com/sebelas/sebelas/internal/function"
+	"github.com/sebelas/sebelas/internal/ingress"
 	"github.com/sebelas/sebelas/internal/ledger"
 	"github.com/sebelas/sebelas/internal/manifests"
+	"github.com/sebelas/sebelas/internal/operator"
+	"github.com/sebelas/sebelas/internal/refund"
 	"github.com/sebelas/sebelas/internal/router"
+	"github.com/sebelas/sebelas/internal/settle"
+	"github.com/sebelas/sebelas/internal/signing"
 	"github.com/sebelas/sebelas/internal/table"
+	"github.com/sebelas/sebelas/internal/topup"
 )
 
 // Builders maps each Knative Service name in infra/knative to the builder of
@@ -41,6 +47,16 @@ var Builders = map[string]function.Builder{
 	"charge":      charge.Build,
 	"fraud":       fraud.Build,
 	"dead-letter": deadletter.Build,
+	"refund":      refund.Build,
+	"settle":      settle.Build,
+	"topup":       topup.Build,
+}
+
+// HTTPBuilders are the Services that speak plain HTTP rather than
+// CloudEvents: the marketplace ingress (401/403 answers, /metrics). They are
+// started like the others, with K_SINK set to the local Broker.
+var HTTPBuilders = map[string]function.HTTPBuilder{
+	"ingress": ingress.Build,
 }
 
 // Options say how to start the stack.
@@ -62,7 +78,20 @@ type Options struct {
 	// Router tunes the local Broker (retries wait for real unless Sleep is
 	// set).
 	Router router.Options
+	// Builders replaces the package's Builders for this stack; nil means
+	// Builders. `sebelas bench` wraps them to time events through the path.
+	Builders map[string]function.Builder
+	// Operator is how the operator simulator behaves; the stack starts one
+	// for topup unless Env names SEBELAS_OPERATOR_URL.
+	Operator operator.SimConfig
+	// Run runs each CloudEvents function instead of
+	// function.RunWithLogger; the chaos run uses it to crash and restart
+	// functions. nil means function.RunWithLogger.
+	Run RunFunc
 }
+
+// RunFunc runs one function until ctx ends, like function.RunWithLogger.
+type RunFunc func(ctx context.Context, name string, getenv func(string) string, build function.Builder, log *slog.Logger, ready func(addr string)) error
 
 // Stack is a running system.
 type Stack struct {
@@ -77,6 +106,11 @@ type Stack struct {
 	Functions map[string]string
 	// NotBuilt lists Services in the manifests with no builder yet.
 	NotBuilt []string
+	// Operator is the top-up operator simulator the stack started (nil
+	// when Options.Env named an aggregator), serving at OperatorURL.
+	Operator    *operator.Simulator
+	OperatorURL string
+	operatorSrv *http.Server
 
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
@@ -102,9 +136,10 @@ func Start(ctx context.Context, opts Options) (st *Stack, err error) {
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	st.cancel = cancel
+	started := st // the named result is nil on the error paths
 	defer func() {
 		if err != nil {
-			_ = st.Close()
+			_ = started.Close()
 		}
 	}()
 
@@ -123,9 +158,21 @@ func Start(ctx context.Context, opts Options) (st *Stack, err error) {
 		"AWS_ENDPOINT_URL_DYNAMODB": st.Endpoint,
 		"SEBELAS_TABLE":             st.Table,
 		"PORT":                      "0",
+		// Fraud signs screened events, charge and topup verify them: one
+		// fresh key per run, never a key in the repository.
+		signing.EnvKeys: signing.NewDevKey(),
+		// The rules of the ConfigMap, watched: edit the file, the running
+		// fraud function reloads it.
+		fraud.EnvRules: filepath.Join(root, "infra", "knative", "fraud-rules.yaml"),
 	}
 	for k, v := range opts.Env {
 		env[k] = v
+	}
+	if env[topup.EnvOperatorURL] == "" {
+		if err := st.startOperator(opts.Operator, log); err != nil {
+			return nil, err
+		}
+		env[topup.EnvOperatorURL] = st.OperatorURL
 	}
 	getenv := func(k string) string { return env[k] }
 	tc, err := table.ConfigFromEnv(getenv)
@@ -146,18 +193,50 @@ func Start(ctx context.Context, opts Options) (st *Stack, err error) {
 	if err := st.Manifests.Validate(ctx); err != nil {
 		return nil, fmt.Errorf("infra/knative: %w", err)
 	}
+	// The Broker ingress listens before the functions start so its address
+	// is known to them: the marketplace ingress publishes to K_SINK, as a
+	// SinkBinding would set it on a cluster.
+	addr := opts.IngressAddr
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("broker ingress: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			ln.Close()
+		}
+	}()
+	st.IngressURL = "http://" + ln.Addr().String()
+	if _, ok := env["K_SINK"]; !ok {
+		env["K_SINK"] = st.IngressURL
+	}
 	var names []string
 	for _, svc := range st.Manifests.Services {
 		names = append(names, svc.Name)
 	}
 	sort.Strings(names)
 	for _, name := range names {
-		build, ok := Builders[name]
+		builders := opts.Builders
+		if builders == nil {
+			builders = Builders
+		}
+		build, ok := builders[name]
 		if !ok {
+			if hb, ok := HTTPBuilders[name]; ok {
+				addr, err := st.startHTTPFunction(runCtx, name, getenv, hb, log)
+				if err != nil {
+					return nil, fmt.Errorf("start %s: %w", name, err)
+				}
+				st.Functions[name] = "http://" + addr
+				continue
+			}
 			st.NotBuilt = append(st.NotBuilt, name)
 			continue
 		}
-		addr, err := st.startFunction(runCtx, name, getenv, build, log)
+		addr, err := st.startFunction(runCtx, name, getenv, build, opts.Run, log)
 		if err != nil {
 			return nil, fmt.Errorf("start %s: %w", name, err)
 		}
@@ -174,15 +253,6 @@ func Start(ctx context.Context, opts Options) (st *Stack, err error) {
 	if st.Router, err = router.New(st.Manifests, resolve, ropts); err != nil {
 		return nil, err
 	}
-	addr := opts.IngressAddr
-	if addr == "" {
-		addr = "127.0.0.1:0"
-	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("broker ingress: %w", err)
-	}
-	st.IngressURL = "http://" + ln.Addr().String()
 	st.ingress = &http.Server{Handler: st.Router, ReadHeaderTimeout: 10 * time.Second}
 	st.wg.Add(1)
 	go func() {
@@ -194,13 +264,29 @@ func Start(ctx context.Context, opts Options) (st *Stack, err error) {
 	return st, nil
 }
 
-func (st *Stack) startFunction(ctx context.Context, name string, getenv func(string) string, build function.Builder, log *slog.Logger) (string, error) {
+func (st *Stack) startFunction(ctx context.Context, name string, getenv func(string) string, build function.Builder, run RunFunc, log *slog.Logger) (string, error) {
+	if run == nil {
+		run = function.RunWithLogger
+	}
+	return st.started(func(ready func(string)) error {
+		return run(ctx, name, getenv, build, log.With("function", name), ready)
+	})
+}
+
+func (st *Stack) startHTTPFunction(ctx context.Context, name string, getenv func(string) string, build function.HTTPBuilder, log *slog.Logger) (string, error) {
+	return st.started(func(ready func(string)) error {
+		return function.RunHTTPWithLogger(ctx, name, getenv, build, log.With("function", name), ready)
+	})
+}
+
+// started runs serve in the background and waits for its address.
+func (st *Stack) started(serve func(ready func(string)) error) (string, error) {
 	ready := make(chan string, 1)
 	errc := make(chan error, 1)
 	st.wg.Add(1)
 	go func() {
 		defer st.wg.Done()
-		errc <- function.RunWithLogger(ctx, name, getenv, build, log.With("function", name), func(addr string) { ready <- addr })
+		errc <- serve(func(addr string) { ready <- addr })
 	}()
 	select {
 	case addr := <-ready:
@@ -224,6 +310,8 @@ func (st *Stack) Close() error {
 	if st.Router != nil {
 		errs = append(errs, st.Router.Close())
 	}
+	// Before the Wait: the simulator's server is one of the goroutines.
+	errs = append(errs, st.stopOperator())
 	st.cancel()
 	st.wg.Wait()
 	if st.ddb != nil {

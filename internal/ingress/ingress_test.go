@@ -1,0 +1,741 @@
+package ingress_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	cloudevents "github.com/cloudevents/sdk-go/v2"
+	"github.com/google/go-cmp/cmp"
+	"sigs.k8s.io/yaml"
+
+	"github.com/sebelas/sebelas/events"
+	"github.com/sebelas/sebelas/internal/ddbtest"
+	"github.com/sebelas/sebelas/internal/ingress"
+	"github.com/sebelas/sebelas/internal/ledger"
+	"github.com/sebelas/sebelas/internal/money"
+	"github.com/sebelas/sebelas/internal/signing"
+	"github.com/sebelas/sebelas/internal/table"
+)
+
+func TestMain(m *testing.M) { ddbtest.Main(m) }
+
+// Test secrets: 32 bytes each, made up for the tests.
+var (
+	keyOld   = bytes.Repeat([]byte{0x11}, 32)
+	keyNew   = bytes.Repeat([]byte{0x22}, 32)
+	keyThird = bytes.Repeat([]byte{0x33}, 32)
+	keyOther = bytes.Repeat([]byte{0x44}, 32)
+)
+
+func b64(k []byte) string { return base64.StdEncoding.EncodeToString(k) }
+
+var (
+	keysText = "tokopedia 2026-10 " + b64(keyOld) + "\n" +
+		"tokopedia 2026-11 " + b64(keyNew) + "\n" +
+		"lazada k1 " + b64(keyOther) + "\n"
+	merchantsText = "tokopedia m-toko-* m-flagship\nlazada m-laz-*\n"
+)
+
+// now is the fixed clock of the tests.
+var now = time.Date(2026, 11, 11, 0, 0, 5, 0, time.UTC)
+
+// broker records what the ingress publishes; fail makes it refuse.
+type broker struct {
+	mu   sync.Mutex
+	evs  []cloudevents.Event
+	fail bool
+}
+
+func (b *broker) Publish(_ context.Context, ev cloudevents.Event) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.fail {
+		return errors.New("broker down")
+	}
+	b.evs = append(b.evs, ev)
+	return nil
+}
+
+func (b *broker) events() []cloudevents.Event {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]cloudevents.Event(nil), b.evs...)
+}
+
+type fixture struct {
+	h      *ingress.Handler
+	broker *broker
+	ledger *ledger.Store
+	clock  *time.Time
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	db, name := ddbtest.New(t)
+	f := &fixture{broker: &broker{}, ledger: ledger.New(db, name, nil)}
+	clock := now
+	f.clock = &clock
+	h, err := ingress.New(ingress.Options{
+		KeysText: keysText, MerchantsText: merchantsText,
+		DB: db, Table: name, Charges: f.ledger, Broker: f.broker,
+		Now: func() time.Time { return *f.clock },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.h = h
+	return f
+}
+
+func chargeBody(t testing.TB, chargeID, marketplace, merchant string) []byte {
+	t.Helper()
+	b, err := json.Marshal(events.ChargeRequested{
+		ChargeID: chargeID, Marketplace: marketplace, MerchantID: merchant, PayerWallet: "w-ana",
+		Amount: 125_000, Currency: "IDR", RequestedAt: now,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// signed is one request as a marketplace would send it.
+type signed struct {
+	marketplace, eventType string
+	at                     time.Time
+	secret                 []byte
+	body                   []byte
+}
+
+func (s signed) request() *http.Request {
+	req := httptest.NewRequest(http.MethodPost, "/v1/events", bytes.NewReader(s.body))
+	ingress.SignRequest(req, s.secret, s.marketplace, s.eventType, s.at, s.body)
+	return req
+}
+
+// again is a byte-for-byte copy of req with body: what a replay sends.
+func again(req *http.Request, body []byte) *http.Request {
+	cp := httptest.NewRequest(http.MethodPost, "/v1/events", bytes.NewReader(body))
+	cp.Header = req.Header.Clone()
+	return cp
+}
+
+func (f *fixture) do(req *http.Request) (int, map[string]string) {
+	rec := httptest.NewRecorder()
+	f.h.ServeHTTP(rec, req)
+	var out map[string]string
+	_ = json.Unmarshal(rec.Body.Bytes(), &out)
+	return rec.Code, out
+}
+
+func charge(t testing.TB, id string) signed {
+	return signed{"tokopedia", events.TypeChargeRequested, now, keyNew, chargeBody(t, id, "tokopedia", "m-flagship")}
+}
+
+type answer struct {
+	Status int
+	Error  string
+}
+
+func TestAcceptedChargeIsPublishedOnce(t *testing.T) {
+	f := newFixture(t)
+	s := charge(t, "ch-1")
+	code, out := f.do(s.request())
+	if code != http.StatusAccepted || out["id"] == "" {
+		t.Fatalf("answer = %d %v, want 202 with an id", code, out)
+	}
+	evs := f.broker.events()
+	if len(evs) != 1 {
+		t.Fatalf("published %d events, want 1", len(evs))
+	}
+	ev := evs[0]
+	got := struct{ Type, Source, Subject, ID string }{ev.Type(), ev.Source(), ev.Subject(), ev.ID()}
+	want := struct{ Type, Source, Subject, ID string }{events.TypeChargeRequested, "/marketplaces/tokopedia", "ch-1", out["id"]}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("published event (-want +got):\n%s", diff)
+	}
+	var req events.ChargeRequested
+	if err := events.Decode(ev, &req); err != nil {
+		t.Fatalf("published payload does not decode: %v", err)
+	}
+	if req.ChargeID != "ch-1" || req.Amount != 125_000 || req.MerchantID != "m-flagship" {
+		t.Errorf("published payload = %+v", req)
+	}
+	// The same payload signed again a second later is a new request (not
+	// a replay) and the same CloudEvent id, so consumers see one event.
+	s.at = now.Add(time.Second)
+	code, out2 := f.do(s.request())
+	if code != http.StatusAccepted || out2["id"] != out["id"] {
+		t.Errorf("re-signed resend = %d %v, want 202 with id %s", code, out2, out["id"])
+	}
+}
+
+// TestRejections covers every way in that must be refused: each answers
+// 4xx with its reason and publishes nothing.
+func TestRejections(t *testing.T) {
+	f := newFixture(t)
+	ok := charge(t, "ch-ok")
+	with := func(mut func(*signed)) *http.Request {
+		s := ok
+		mut(&s)
+		return s.request()
+	}
+	tampered := func() *http.Request {
+		req := ok.request()
+		body := bytes.Replace(ok.body, []byte(`"amount":125000`), []byte(`"amount":925000`), 1)
+		req.Body = io.NopCloser(bytes.NewReader(body))
+		req.ContentLength = int64(len(body))
+		return req
+	}
+	header := func(name, value string) *http.Request {
+		req := ok.request()
+		if value == "" {
+			req.Header.Del(name)
+		} else {
+			req.Header.Set(name, value)
+		}
+		return req
+	}
+	twice := func(name string) *http.Request {
+		req := ok.request()
+		req.Header.Add(name, req.Header.Get(name))
+		return req
+	}
+	big := bytes.Repeat([]byte(" "), ingress.BodyBytesMax+1)
+	topup, _ := events.Sample(events.TypeTopupRequested)
+	screened, _ := events.Sample(events.TypeChargeScreened)
+	tests := []struct {
+		name string
+		req  *http.Request
+		want answer
+	}{
+		{"body changed after signing", tampered(), answer{401, "bad_signature"}},
+		{"signed with another marketplace's key", with(func(s *signed) { s.secret = keyOther }), answer{401, "bad_signature"}},
+		{"third key, not one of the two active", with(func(s *signed) { s.secret = keyThird }), answer{401, "bad_signature"}},
+		{"signature over another type", func() *http.Request {
+			req := ok.request()
+			req.Header.Set(ingress.HeaderEventType, events.TypeRefundRequested)
+			return req
+		}(), answer{401, "bad_signature"}},
+		{"timestamp older than the window", with(func(s *signed) { s.at = now.Add(-300*time.Second - time.Second) }), answer{401, "stale_timestamp"}},
+		{"timestamp in the future", with(func(s *signed) { s.at = now.Add(61 * time.Second) }), answer{401, "future_timestamp"}},
+		{"unknown marketplace", with(func(s *signed) { s.marketplace = "shopee" }), answer{401, "unknown_marketplace"}},
+		{"merchant not allowed", with(func(s *signed) { s.body = chargeBody(t, "ch-x", "tokopedia", "m-laz-1") }), answer{403, "merchant_not_allowed"}},
+		{"payload names another marketplace", with(func(s *signed) { s.body = chargeBody(t, "ch-x", "lazada", "m-toko-1") }), answer{403, "marketplace_mismatch"}},
+		{"top-up is not a marketplace event", with(func(s *signed) { s.eventType, s.body = events.TypeTopupRequested, topup }), answer{403, "event_type_not_allowed"}},
+		{"screened events come only from fraud", with(func(s *signed) { s.eventType, s.body = events.TypeChargeScreened, screened }), answer{403, "event_type_not_allowed"}},
+		{"oversized body", with(func(s *signed) { s.body = big }), answer{413, "body_too_large"}},
+		{"oversized body without a length", func() *http.Request {
+			req := with(func(s *signed) { s.body = big })
+			req.ContentLength = -1 // chunked: only the reader's limit can stop it
+			return req
+		}(), answer{413, "body_too_large"}},
+		{"invalid payload", with(func(s *signed) { s.body = []byte(`{"charge_id":"ch-x","amount":-5}`) }), answer{400, ""}},
+		{"no signature", header(ingress.HeaderSignature, ""), answer{400, "bad_signature_header"}},
+		{"two signatures", twice(ingress.HeaderSignature), answer{400, "bad_signature_header"}},
+		{"signature not hex", header(ingress.HeaderSignature, "v1="+strings.Repeat("zz", 32)), answer{400, "bad_signature_header"}},
+		{"signature scheme unknown", header(ingress.HeaderSignature, "v2="+strings.Repeat("00", 32)), answer{400, "bad_signature_header"}},
+		{"signature too short", header(ingress.HeaderSignature, "v1=00"), answer{400, "bad_signature_header"}},
+		{"no timestamp", header(ingress.HeaderTimestamp, ""), answer{400, "bad_timestamp_header"}},
+		{"no nonce", header(ingress.HeaderNonce, ""), answer{400, "bad_nonce_header"}},
+		{"nonce too short", header(ingress.HeaderNonce, "abc"), answer{400, "bad_nonce_header"}},
+		{"nonce with a space", header(ingress.HeaderNonce, "abcdefgh ijklmnop"), answer{400, "bad_nonce_header"}},
+		{"nonce changed after signing", header(ingress.HeaderNonce, "AAAAAAAAAAAAAAAAAAAAAA"), answer{401, "bad_signature"}},
+		{"timestamp not digits", header(ingress.HeaderTimestamp, "-1762819205"), answer{400, "bad_timestamp_header"}},
+		{"timestamp 13 digits", header(ingress.HeaderTimestamp, "1762819205000"), answer{400, "bad_timestamp_header"}},
+		{"marketplace with a newline", header(ingress.HeaderMarketplace, "tokopedia\nx"), answer{400, "bad_marketplace_header"}},
+		{"two marketplaces", twice(ingress.HeaderMarketplace), answer{400, "bad_marketplace_header"}},
+		{"no event type", header(ingress.HeaderEventType, ""), answer{400, "bad_event_type_header"}},
+		{"event type upper case", header(ingress.HeaderEventType, "DEV.SEBELAS.CHARGE.REQUESTED"), answer{400, "bad_event_type_header"}},
+		{"GET", httptest.NewRequest(http.MethodGet, "/v1/events", nil), answer{405, "method_not_allowed"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, out := f.do(tt.req)
+			got := answer{code, out["error"]}
+			if tt.want.Error == "" { // only the prefix is stable
+				got.Error = ""
+				if !strings.HasPrefix(out["error"], "invalid_event: ") {
+					t.Errorf("error = %q, want invalid_event: <why>", out["error"])
+				}
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("answer (-want +got):\n%s", diff)
+			}
+		})
+	}
+	if n := len(f.broker.events()); n != 0 {
+		t.Errorf("%d events published by refused requests, want 0", n)
+	}
+}
+
+func TestWindowEdgesAreAccepted(t *testing.T) {
+	f := newFixture(t)
+	for i, at := range []time.Time{now.Add(-300 * time.Second), now.Add(60 * time.Second)} {
+		s := charge(t, "ch-edge-"+strconv.Itoa(i))
+		s.at = at
+		if code, out := f.do(s.request()); code != http.StatusAccepted {
+			t.Errorf("signed at now%+v: %d %v, want 202", at.Sub(now), code, out)
+		}
+	}
+}
+
+func TestRotationBothActiveKeysWork(t *testing.T) {
+	f := newFixture(t)
+	for i, key := range [][]byte{keyOld, keyNew} {
+		s := charge(t, "ch-rot-"+strconv.Itoa(i))
+		s.secret = key
+		if code, out := f.do(s.request()); code != http.StatusAccepted {
+			t.Errorf("key %d: %d %v, want 202", i, code, out)
+		}
+	}
+	if n := len(f.broker.events()); n != 2 {
+		t.Errorf("published %d, want 2", n)
+	}
+}
+
+func TestExactReplayIsRefused(t *testing.T) {
+	f := newFixture(t)
+	s := charge(t, "ch-replay")
+	first := s.request()
+	if code, out := f.do(again(first, s.body)); code != http.StatusAccepted {
+		t.Fatalf("first: %d %v", code, out)
+	}
+	// Replayed a minute later, still inside the timestamp window: the
+	// captured request as it was, and its nonce re-signed with the other
+	// active key (only a key holder could): both refused, the nonce is
+	// spent.
+	*f.clock = now.Add(time.Minute)
+	resigned := again(first, s.body)
+	ts, _ := strconv.ParseInt(first.Header.Get(ingress.HeaderTimestamp), 10, 64)
+	resigned.Header.Set(ingress.HeaderSignature, ingress.Sign(keyOld, "tokopedia", events.TypeChargeRequested, ts, first.Header.Get(ingress.HeaderNonce), s.body))
+	for _, req := range []*http.Request{again(first, s.body), resigned} {
+		code, out := f.do(req)
+		if diff := cmp.Diff(answer{401, "replayed"}, answer{code, out["error"]}); diff != "" {
+			t.Errorf("replay (-want +got):\n%s", diff)
+		}
+	}
+	if n := len(f.broker.events()); n != 1 {
+		t.Errorf("published %d, want 1", n)
+	}
+	if got := f.h.Counts()["replayed"]; got != 2 {
+		t.Errorf("replayed count = %d, want 2", got)
+	}
+}
+
+func TestBrokerDownIsRetryableAndResendWorks(t *testing.T) {
+	f := newFixture(t)
+	f.broker.fail = true
+	s := charge(t, "ch-down")
+	req := s.request()
+	if code, out := f.do(again(req, s.body)); code != http.StatusServiceUnavailable {
+		t.Fatalf("broker down: %d %v, want 503", code, out)
+	}
+	f.broker.fail = false
+	// The very same signed request: the record was forgotten, so it is
+	// not a replay.
+	if code, out := f.do(again(req, s.body)); code != http.StatusAccepted {
+		t.Fatalf("resend: %d %v, want 202", code, out)
+	}
+}
+
+func TestStorageDownIsRetryable(t *testing.T) {
+	db, err := table.NewClient(context.Background(), table.Config{Endpoint: "http://127.0.0.1:1", Table: "sebelas", MaxAttempts: 1, TimeoutMs: 500})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &broker{}
+	h, err := ingress.New(ingress.Options{KeysText: keysText, MerchantsText: merchantsText, DB: db, Table: "sebelas",
+		Charges: ledger.New(db, "sebelas", nil), Broker: b, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, charge(t, "ch-nodb").request())
+	if rec.Code != http.StatusServiceUnavailable || len(b.events()) != 0 {
+		t.Errorf("storage down: %d, %d published; want 503 and none", rec.Code, len(b.events()))
+	}
+}
+
+func TestRefundNeedsAChargeOfAnAllowedMerchant(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	if _, err := f.ledger.CashIn(ctx, "ci-1", "w-ana", money.Amount{Minor: 1_000_000, Currency: money.IDR}, "test"); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ id, merchant string }{{"ch-toko", "m-toko-7"}, {"ch-laz", "m-laz-7"}} {
+		req := events.ChargeRequested{ChargeID: c.id, Marketplace: "x", MerchantID: c.merchant, PayerWallet: "w-ana",
+			Amount: 10_000, Currency: "IDR", RequestedAt: now}
+		if out, err := f.ledger.Charge(ctx, req, money.DefaultLimits()); err != nil || out.Status != ledger.ChargeSucceeded {
+			t.Fatalf("charge %s: %+v %v", c.id, out, err)
+		}
+	}
+	refund := func(refundID, chargeID string) signed {
+		b, _ := json.Marshal(events.RefundRequested{RefundID: refundID, ChargeID: chargeID, Marketplace: "tokopedia",
+			Amount: 5_000, Reason: "damaged", RequestedAt: now})
+		return signed{"tokopedia", events.TypeRefundRequested, now, keyNew, b}
+	}
+	tests := []struct {
+		name string
+		s    signed
+		want answer
+	}{
+		{"own merchant's charge", refund("rf-1", "ch-toko"), answer{202, ""}},
+		{"another marketplace's merchant", refund("rf-2", "ch-laz"), answer{403, "merchant_not_allowed"}},
+		{"unknown charge", refund("rf-3", "ch-none"), answer{409, "unknown_charge"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, out := f.do(tt.s.request())
+			if diff := cmp.Diff(tt.want, answer{code, out["error"]}); diff != "" {
+				t.Errorf("answer (-want +got):\n%s", diff)
+			}
+		})
+	}
+	evs := f.broker.events()
+	if len(evs) != 1 || evs[0].Type() != events.TypeRefundRequested || evs[0].Subject() != "rf-1" {
+		t.Errorf("published %v, want only refund rf-1", evs)
+	}
+}
+
+func TestMetricsCountOutcomes(t *testing.T) {
+	f := newFixture(t)
+	f.do(charge(t, "ch-m").request())
+	bad := charge(t, "ch-m2")
+	bad.secret = keyThird
+	f.do(bad.request())
+	f.do(bad.request())
+	rec := httptest.NewRecorder()
+	f.h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	body := rec.Body.String()
+	for _, line := range []string{
+		`sebelas_ingress_requests_total{outcome="accepted"} 1`,
+		`sebelas_ingress_requests_total{outcome="bad_signature"} 2`,
+	} {
+		if !strings.Contains(body, line+"\n") {
+			t.Errorf("/metrics lacks %q:\n%s", line, body)
+		}
+	}
+	if strings.Contains(body, "tokopedia") {
+		t.Errorf("/metrics names a marketplace:\n%s", body)
+	}
+}
+
+func TestUnauthorizedAnswerNamesTheScheme(t *testing.T) {
+	f := newFixture(t)
+	s := charge(t, "ch-www")
+	s.secret = keyThird
+	rec := httptest.NewRecorder()
+	f.h.ServeHTTP(rec, s.request())
+	if rec.Code != http.StatusUnauthorized || !strings.HasPrefix(rec.Header().Get("WWW-Authenticate"), "Sebelas-HMAC-SHA256") {
+		t.Errorf("answer %d, WWW-Authenticate %q", rec.Code, rec.Header().Get("WWW-Authenticate"))
+	}
+}
+
+// TestKeysFileRotationWithoutRestart rotates a marketplace's keys the way a
+// Secret update does: the mounted file changes; after the reload interval
+// the new key works and the retired one is refused.
+func TestKeysFileRotationWithoutRestart(t *testing.T) {
+	db, name := ddbtest.New(t)
+	dir := t.TempDir()
+	keys, merchants := filepath.Join(dir, "keys"), filepath.Join(dir, "merchants")
+	write := func(p, s string) {
+		if err := os.WriteFile(p, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(keys, "tokopedia old "+b64(keyOld)+"\n")
+	write(merchants, "tokopedia m-flagship\n")
+	clock := now
+	b := &broker{}
+	h, err := ingress.New(ingress.Options{KeysFile: keys, MerchantsFile: merchants, DB: db, Table: name,
+		Charges: ledger.New(db, name, nil), Broker: b, Now: func() time.Time { return clock }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	send := func(id string, key []byte) int {
+		s := charge(t, id)
+		s.at, s.secret = clock, key
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, s.request())
+		return rec.Code
+	}
+	if got := send("ch-a", keyOld); got != http.StatusAccepted {
+		t.Fatalf("old key before rotation: %d", got)
+	}
+	write(keys, "tokopedia new "+b64(keyNew)+"\n")
+	// Force a different mtime even on coarse file systems.
+	later := time.Now().Add(time.Hour)
+	if err := os.Chtimes(keys, later, later); err != nil {
+		t.Fatal(err)
+	}
+	clock = clock.Add(11 * time.Second)
+	if got := send("ch-b", keyNew); got != http.StatusAccepted {
+		t.Errorf("new key after reload: %d, want 202", got)
+	}
+	if got := send("ch-c", keyOld); got != http.StatusUnauthorized {
+		t.Errorf("retired key after reload: %d, want 401", got)
+	}
+	// A broken file keeps the last good configuration.
+	write(keys, "tokopedia new not-base64!\n")
+	if err := os.Chtimes(keys, later.Add(time.Hour), later.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	clock = clock.Add(11 * time.Second)
+	if got := send("ch-d", keyNew); got != http.StatusAccepted {
+		t.Errorf("after a broken update: %d, want 202 with the last good keys", got)
+	}
+}
+
+func TestParseConfig(t *testing.T) {
+	k := func(b byte) string { return b64(bytes.Repeat([]byte{b}, 32)) }
+	tests := []struct {
+		name, keys, merchants string
+		wantErr               string // "" = valid
+	}{
+		{"two keys", "a k1 " + k(1) + "\na k2 " + k(2), "a m-*", ""},
+		{"entries separated by ;", "a k1 " + k(1) + ";b k1 " + k(2), "a m-*;b n-1", ""},
+		{"comments and blanks", "# a comment\n\na k1 " + k(1) + "\n", "a m-1", ""},
+		{"url alphabet, no padding", "a k1 " + base64.RawURLEncoding.EncodeToString(bytes.Repeat([]byte{0xfb}, 32)), "a m-1", ""},
+		{"64-byte secret", "a k1 " + b64(bytes.Repeat([]byte{7}, 64)), "a m-1", ""},
+		{"third key", "a k1 " + k(1) + "\na k2 " + k(2) + "\na k3 " + k(3), "a m-*", "more than 2 active keys"},
+		{"same key id twice", "a k1 " + k(1) + "\na k1 " + k(2), "a m-*", "given twice"},
+		{"short secret", "a k1 " + b64(make([]byte, 31)), "a m-*", "31 bytes"},
+		{"long secret", "a k1 " + b64(make([]byte, 65)), "a m-*", "65 bytes"},
+		{"secret not base64", "a k1 %%%", "a m-*", "not base64"},
+		{"two fields", "a " + k(1), "a m-*", "got 2 fields"},
+		{"bad marketplace id", "-a k1 " + k(1), "-a m-*", "must match"},
+		{"any merchant", "a k1 " + k(1), "a *", "non-empty prefix"},
+		{"merchants without keys", "a k1 " + k(1), "a m-1\nb m-2", "has no keys"},
+		{"keys without merchants", "a k1 " + k(1) + "\nb k1 " + k(2), "a m-1", "no merchants entry"},
+		{"marketplace listed twice", "a k1 " + k(1), "a m-1\na m-2", "listed twice"},
+		{"no patterns", "a k1 " + k(1), "a", "want <marketplace>"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := ingress.ParseConfig([]byte(tt.keys), []byte(tt.merchants))
+			switch {
+			case tt.wantErr == "" && err != nil:
+				t.Errorf("ParseConfig: %v, want ok", err)
+			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+				t.Errorf("ParseConfig err = %v, want one containing %q", err, tt.wantErr)
+			}
+			if err != nil && strings.Contains(err.Error(), k(1)) {
+				t.Errorf("error quotes a secret: %v", err)
+			}
+		})
+	}
+}
+
+func TestConfigLimits(t *testing.T) {
+	var keys, merchants strings.Builder
+	for i := range 1001 {
+		keys.WriteString("mp" + strconv.Itoa(i) + " k " + b64(keyOld) + "\n")
+		merchants.WriteString("mp" + strconv.Itoa(i) + " m\n")
+	}
+	if _, err := ingress.ParseConfig([]byte(keys.String()), []byte(merchants.String())); err == nil || !strings.Contains(err.Error(), "more than 1000 marketplaces") {
+		t.Errorf("1001 marketplaces: err = %v", err)
+	}
+	if _, err := ingress.ParseConfig(make([]byte, 1<<20+1), nil); err == nil {
+		t.Error("keys text over 1 MiB accepted")
+	}
+	patterns := "a" + strings.Repeat(" m", 1001)
+	if _, err := ingress.ParseConfig([]byte("a k "+b64(keyOld)), []byte(patterns)); err == nil || !strings.Contains(err.Error(), "at most 1000") {
+		t.Errorf("1001 patterns: err = %v", err)
+	}
+}
+
+func TestMayActFor(t *testing.T) {
+	c, err := ingress.ParseConfig([]byte("a k "+b64(keyOld)), []byte("a m-toko-* m-flagship"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := c.Marketplaces["a"]
+	for merchant, want := range map[string]bool{
+		"m-toko-1": true, "m-toko-": true, "m-flagship": true,
+		"m-flagship2": false, "m-tok": false, "": false, "x-m-toko-1": false,
+	} {
+		if got := m.MayActFor(merchant); got != want {
+			t.Errorf("MayActFor(%q) = %v, want %v", merchant, got, want)
+		}
+	}
+}
+
+func TestBuildNeedsTheBroker(t *testing.T) {
+	env := map[string]string{"AWS_ENDPOINT_URL_DYNAMODB": "http://127.0.0.1:1"}
+	getenv := func(k string) string { return env[k] }
+	if _, err := ingress.Build(context.Background(), getenv, slog.New(slog.DiscardHandler)); err == nil || !strings.Contains(err.Error(), "K_SINK") {
+		t.Errorf("Build without a sink: err = %v, want one naming K_SINK", err)
+	}
+}
+
+func TestPublishedEventsAreSignedWhenAKeyIsGiven(t *testing.T) {
+	db, name := ddbtest.New(t)
+	keys, err := signing.ParseKeys(signing.NewDevKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &broker{}
+	h, err := ingress.New(ingress.Options{KeysText: keysText, MerchantsText: merchantsText, DB: db, Table: name,
+		Charges: ledger.New(db, name, nil), Broker: b, Signer: keys, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, charge(t, "ch-signed").request())
+	evs := b.events()
+	if rec.Code != http.StatusAccepted || len(evs) != 1 {
+		t.Fatalf("answer %d, %d published", rec.Code, len(evs))
+	}
+	if err := keys.Verify(evs[0], now); err != nil {
+		t.Errorf("published event does not verify: %v", err)
+	}
+}
+
+// TestSecretExampleHoldsNoUsableKey keeps the example Secret an example:
+// its placeholders must not parse as keys.
+func TestSecretExampleHoldsNoUsableKey(t *testing.T) {
+	raw, err := os.ReadFile("../../infra/secrets/sebelas-ingress.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var secret struct {
+		Kind       string            `json:"kind"`
+		StringData map[string]string `json:"stringData"`
+	}
+	if err := yaml.Unmarshal(raw, &secret); err != nil {
+		t.Fatal(err)
+	}
+	if secret.Kind != "Secret" || secret.StringData["keys"] == "" || secret.StringData["merchants"] == "" {
+		t.Fatalf("example is not a Secret with keys and merchants: %+v", secret)
+	}
+	if _, err := ingress.ParseConfig([]byte(secret.StringData["keys"]), []byte(secret.StringData["merchants"])); err == nil {
+		t.Error("the example Secret parses as a usable configuration; its keys must be placeholders")
+	}
+}
+
+// putTwice applies every PutItem and then sends it again, as the SDK does
+// when the answer to an applied write is lost (a 500, a timeout).
+type putTwice struct{ *dynamodb.Client }
+
+func (p putTwice) PutItem(ctx context.Context, in *dynamodb.PutItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error) {
+	if _, err := p.Client.PutItem(ctx, in, opts...); err != nil {
+		return nil, err
+	}
+	return p.Client.PutItem(ctx, in, opts...)
+}
+
+// TestOwnWriteRetriedIsNotAReplay: the replay record's conditional put
+// failing on the request's own earlier attempt must not refuse it.
+func TestOwnWriteRetriedIsNotAReplay(t *testing.T) {
+	db, name := ddbtest.New(t)
+	b := &broker{}
+	h, err := ingress.New(ingress.Options{KeysText: keysText, MerchantsText: merchantsText, DB: putTwice{db}, Table: name,
+		Charges: ledger.New(db, name, nil), Broker: b, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := charge(t, "ch-twice")
+	req := s.request()
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, again(req, s.body))
+	if rec.Code != http.StatusAccepted {
+		t.Fatalf("answer %d %s, want 202", rec.Code, rec.Body.String())
+	}
+	rec = httptest.NewRecorder()
+	h.ServeHTTP(rec, again(req, s.body))
+	if rec.Code != http.StatusUnauthorized || len(b.events()) != 1 {
+		t.Errorf("replay after it: %d, %d published; want 401 and 1", rec.Code, len(b.events()))
+	}
+}
+
+// TestLimitEdges: each named limit of a request, at the edge and one past.
+func TestLimitEdges(t *testing.T) {
+	f := newFixture(t)
+	ok := charge(t, "ch-edge")
+	withNonce := func(nonce string) *http.Request {
+		req := ok.request()
+		ts, _ := strconv.ParseInt(req.Header.Get(ingress.HeaderTimestamp), 10, 64)
+		req.Header.Set(ingress.HeaderNonce, nonce)
+		req.Header.Set(ingress.HeaderSignature, ingress.Sign(keyNew, "tokopedia", events.TypeChargeRequested, ts, nonce, ok.body))
+		return req
+	}
+	exact := ok
+	exact.body = append(bytes.Repeat([]byte(" "), ingress.BodyBytesMax-len(ok.body)), ok.body...)
+	twelve := ok.request()
+	twelve.Header.Set(ingress.HeaderTimestamp, "100000000000")
+	tests := []struct {
+		name string
+		req  *http.Request
+		want answer
+	}{
+		// Leading white space is valid JSON: exactly at the limit the
+		// body is read and the charge accepted.
+		{"body of BodyBytesMax bytes", exact.request(), answer{202, ""}},
+		{"nonce of 16 characters", withNonce(strings.Repeat("n", 16)), answer{202, ""}},
+		{"nonce of 15 characters", withNonce(strings.Repeat("m", 15)), answer{400, "bad_nonce_header"}},
+		{"nonce of 64 characters", withNonce(strings.Repeat("o", 64)), answer{202, ""}},
+		{"nonce of 65 characters", withNonce(strings.Repeat("p", 65)), answer{400, "bad_nonce_header"}},
+		// 12 digits parse (and are refused as the future); 13 do not.
+		{"timestamp of 12 digits", twelve, answer{401, "future_timestamp"}},
+		// A type of 64 characters is read (and not allowed); 65 is not.
+		{"event type of 64 characters", func() *http.Request {
+			s := ok
+			s.eventType = strings.Repeat("t", 64)
+			return s.request()
+		}(), answer{403, "event_type_not_allowed"}},
+		{"event type of 65 characters", func() *http.Request {
+			s := ok
+			s.eventType = strings.Repeat("t", 65)
+			return s.request()
+		}(), answer{400, "bad_event_type_header"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, out := f.do(tt.req)
+			if diff := cmp.Diff(tt.want, answer{code, out["error"]}); diff != "" {
+				t.Errorf("answer (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestConfigLimitEdges(t *testing.T) {
+	var keys, merchants strings.Builder
+	for i := range 1000 {
+		keys.WriteString("mp" + strconv.Itoa(i) + " k " + b64(keyOld) + "\n")
+		merchants.WriteString("mp" + strconv.Itoa(i) + " m\n")
+	}
+	if _, err := ingress.ParseConfig([]byte(keys.String()), []byte(merchants.String())); err != nil {
+		t.Errorf("1000 marketplaces: %v, want accepted", err)
+	}
+	patterns := "a" + strings.Repeat(" m", 1000)
+	if _, err := ingress.ParseConfig([]byte("a k "+b64(keyOld)), []byte(patterns)); err != nil {
+		t.Errorf("1000 patterns: %v, want accepted", err)
+	}
+	// Exactly 1 MiB of keys text (a valid entry padded with comment lines).
+	entry := "a k " + b64(keyOld) + "\n"
+	pad := 1<<20 - len(entry)
+	text := entry + "#" + strings.Repeat("x", pad-2) + "\n"
+	if len(text) != 1<<20 {
+		t.Fatalf("built %d bytes", len(text))
+	}
+	if _, err := ingress.ParseConfig([]byte(text), []byte("a m")); err != nil {
+		t.Errorf("keys text of exactly 1 MiB: %v, want accepted", err)
+	}
+}

@@ -1,0 +1,85 @@
+// Package refund is the refund function: it consumes refund.requested from a
+// marketplace, gives the money back through the ledger and replies
+// refund.succeeded or refund.rejected. A refund that overtook its charge is
+// answered 503 for a bounded time (ledger.RefundChargeWaitMs) and then 400
+// unknown_charge, which dead-letters it.
+package refund
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	cloudevents "github.com/cloudevents/sdk-go/v2"
+
+	"github.com/sebelas/sebelas/events"
+	"github.com/sebelas/sebelas/internal/fault"
+	"github.com/sebelas/sebelas/internal/function"
+	"github.com/sebelas/sebelas/internal/ledger"
+	"github.com/sebelas/sebelas/internal/table"
+)
+
+// Source is the CloudEvent source of the refund function's replies.
+const Source = events.SourcePrefix + "refund"
+
+// Ledger is what the refund function needs from the ledger.
+type Ledger interface {
+	Refund(ctx context.Context, req events.RefundRequested) (ledger.RefundOutcome, error)
+}
+
+var _ Ledger = (*ledger.Store)(nil)
+
+// Handler handles refund.requested events.
+type Handler struct {
+	Ledger Ledger
+	Log    *slog.Logger
+}
+
+// Handle is a function.Handler.
+func (h *Handler) Handle(ctx context.Context, ev cloudevents.Event) (*cloudevents.Event, error) {
+	if ev.Type() != events.TypeRefundRequested {
+		return nil, fault.Permanentf("unexpected_type", "refund does not handle %.64q", ev.Type())
+	}
+	var req events.RefundRequested
+	if err := events.Decode(ev, &req); err != nil {
+		return nil, err
+	}
+	out, err := h.Ledger.Refund(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	typ, res := out.Result(req)
+	// As for charges: a replayed duplicate carries the very same reply id,
+	// a conflict is a new fact about this delivery and gets its own.
+	idBasis := req.RefundID
+	if out.Conflict {
+		idBasis = ev.Source() + "|" + ev.ID()
+	}
+	reply, err := events.NewEvent(typ, Source, res)
+	if err != nil {
+		return nil, fmt.Errorf("build reply: %w", err)
+	}
+	reply.SetID(events.ResultID(idBasis, typ))
+	reply.SetTime(out.At)
+	reply.SetSubject(req.RefundID)
+	if h.Log != nil {
+		h.Log.Info("refund", "refund_id", req.RefundID, "charge_id", req.ChargeID, "outcome", typ,
+			"reason", out.Reason, "replayed", out.Replayed, "conflict", out.Conflict)
+	}
+	return &reply, nil
+}
+
+// Build reads the refund function's configuration and wires its handler. It
+// does no network I/O.
+func Build(ctx context.Context, getenv func(string) string, log *slog.Logger) (function.Handler, error) {
+	tc, err := table.ConfigFromEnv(getenv)
+	if err != nil {
+		return nil, err
+	}
+	db, err := table.NewClient(ctx, tc)
+	if err != nil {
+		return nil, err
+	}
+	h := &Handler{Ledger: ledger.New(db, tc.Table, nil), Log: log}
+	return h.Handle, nil
+}

@@ -1,0 +1,518 @@
+package settle_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/sebelas/sebelas/events"
+	"github.com/sebelas/sebelas/internal/ddbtest"
+	"github.com/sebelas/sebelas/internal/fault"
+	"github.com/sebelas/sebelas/internal/ledger"
+	"github.com/sebelas/sebelas/internal/market"
+	"github.com/sebelas/sebelas/internal/money"
+	"github.com/sebelas/sebelas/internal/settle"
+)
+
+func TestMain(m *testing.M) { ddbtest.Main(m) }
+
+// clock is a settable time source shared by the ledger and settle.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Set(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = t
+}
+
+type env struct {
+	t      *testing.T
+	db     *dynamodb.Client
+	table  string
+	clock  *clock
+	ledger *ledger.Store
+	ctx    context.Context
+	n      int
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	db, name := ddbtest.New(t)
+	c := &clock{t: time.Date(2026, 11, 10, 3, 0, 0, 0, time.UTC)}
+	return &env{t: t, db: db, table: name, clock: c, ledger: ledger.New(db, name, c.Now), ctx: context.Background()}
+}
+
+func (e *env) settler(opts settle.Options) *settle.Store {
+	opts.Now = e.clock.Now
+	return settle.New(e.db, e.table, opts)
+}
+
+func (e *env) fund(wallet string, minor int64, cur money.Currency) {
+	e.t.Helper()
+	e.n++
+	if _, err := e.ledger.CashIn(e.ctx, fmt.Sprintf("ci-%d", e.n), wallet, money.Amount{Minor: minor, Currency: cur}, "test"); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// charge makes a succeeded charge at time at.
+func (e *env) charge(at time.Time, id, merchant, payer string, amount int64, cur money.Currency) {
+	e.t.Helper()
+	e.clock.Set(at)
+	req := events.ChargeRequested{ChargeID: id, Marketplace: "mp", MerchantID: merchant, PayerWallet: payer,
+		Amount: amount, Currency: string(cur), RequestedAt: at}
+	out, err := e.ledger.Charge(e.ctx, req, money.DefaultLimits())
+	if err != nil || out.Status != ledger.ChargeSucceeded {
+		e.t.Fatalf("charge %s = %+v, %v", id, out, err)
+	}
+}
+
+func (e *env) refund(at time.Time, id, chargeID string, amount int64) {
+	e.t.Helper()
+	e.clock.Set(at)
+	out, err := e.ledger.Refund(e.ctx, events.RefundRequested{RefundID: id, ChargeID: chargeID, Marketplace: "mp",
+		Amount: amount, Reason: "returned", RequestedAt: at})
+	if err != nil || out.Status != ledger.RefundSucceeded {
+		e.t.Fatalf("refund %s = %+v, %v", id, out, err)
+	}
+}
+
+func (e *env) merchantBalance(s *settle.Store, merchant string, cur money.Currency) int64 {
+	e.t.Helper()
+	b, _, err := s.MerchantBalance(e.ctx, merchant, string(cur))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return b
+}
+
+func mustMarket(t *testing.T, code string) market.Market {
+	t.Helper()
+	m, err := market.ByCode(code)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// collector gathers what OnMerchant is given.
+type collector struct {
+	mu  sync.Mutex
+	got []settle.Result
+}
+
+func (c *collector) On(_ context.Context, r settle.Result) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.got = append(c.got, r)
+	return nil
+}
+
+// byMerchant is one line per merchant: the totals, stable for cmp.
+type totals struct {
+	Charges, ChargesTotal, Refunds, RefundsTotal, Net int64
+}
+
+func (c *collector) byMerchant() map[string]totals {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := map[string]totals{}
+	for _, r := range c.got {
+		out[r.MerchantID+"/"+r.Currency] = totals{r.ChargesCount, r.ChargesTotal, r.RefundsCount, r.RefundsTotal, r.Net}
+	}
+	return out
+}
+
+// Jakarta is UTC+7: 03:00 UTC on the 10th is 10:00 local on the 10th.
+var (
+	nov10 = time.Date(2026, 11, 10, 3, 0, 0, 0, time.UTC)
+	nov11 = time.Date(2026, 11, 11, 3, 0, 0, 0, time.UTC)
+	nov12 = time.Date(2026, 11, 12, 3, 0, 0, 0, time.UTC)
+)
+
+func TestSettlesEachMerchantOnceWithRefundsOfEarlierDaysNext(t *testing.T) {
+	e := newEnv(t)
+	id := mustMarket(t, "ID")
+	s := e.settler(settle.Options{})
+	e.fund("w-1", 10_000_000, money.IDR)
+	e.fund("w-2", 10_000_000, money.IDR)
+	e.charge(nov10, "c-1", "m-a", "w-1", 100_000, money.IDR)
+	e.charge(nov10.Add(time.Minute), "c-2", "m-a", "w-2", 250_000, money.IDR)
+	e.charge(nov10.Add(2*time.Minute), "c-3", "m-b", "w-1", 40_000, money.IDR)
+	e.refund(nov10.Add(3*time.Minute), "r-1", "c-2", 50_000) // same day: in the same settlement
+	// A declined charge indexes its merchant but moves nothing.
+	e.clock.Set(nov10.Add(4 * time.Minute))
+	if out, err := e.ledger.Charge(e.ctx, events.ChargeRequested{ChargeID: "c-x", Marketplace: "mp", MerchantID: "m-c",
+		PayerWallet: "w-1", Amount: 15_000_000, Currency: "IDR"}, money.DefaultLimits()); err != nil || out.Status != ledger.ChargeDeclined {
+		t.Fatalf("declined charge = %+v, %v", out, err)
+	}
+
+	e.clock.Set(nov11) // 10:00 on the 11th in Jakarta: the 10th is closed
+	if err := settle.CheckClosed(id, "2026-11-10", e.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	var c collector
+	out, err := s.Run(e.ctx, id, "2026-11-10", settle.RunOptions{OnMerchant: c.On})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !out.Done || out.Settled != 2 || out.Empty != 1 || out.Merchants != 3 {
+		t.Errorf("run = %+v, want done, 2 settled, 1 empty, 3 merchants", out)
+	}
+	want := map[string]totals{
+		"m-a/IDR": {2, 350_000, 1, 50_000, 300_000},
+		"m-b/IDR": {1, 40_000, 0, 0, 40_000},
+	}
+	if diff := cmp.Diff(want, c.byMerchant()); diff != "" {
+		t.Errorf("settled (-want +got):\n%s", diff)
+	}
+	if got := e.merchantBalance(s, "m-a", money.IDR); got != 300_000 {
+		t.Errorf("m-a balance = %d, want 300000", got)
+	}
+
+	// A second tick: done, nothing again.
+	var again collector
+	out, err = s.Run(e.ctx, id, "2026-11-10", settle.RunOptions{OnMerchant: again.On})
+	if err != nil || !out.AlreadyDone || len(again.got) != 0 {
+		t.Errorf("second run = %+v, %v, %d events; want already done and silent", out, err, len(again.got))
+	}
+	// The operator's re-run: a new pass that replays, credits nothing.
+	var rerun collector
+	out, err = s.Run(e.ctx, id, "2026-11-10", settle.RunOptions{Restart: true, OnMerchant: rerun.On})
+	if err != nil || !out.Done || out.Pass != 2 || out.Replayed != 2 || out.Settled != 0 {
+		t.Errorf("re-run = %+v, %v; want pass 2 with 2 replayed", out, err)
+	}
+	if diff := cmp.Diff(want, rerun.byMerchant()); diff != "" {
+		t.Errorf("re-run reports (-want +got):\n%s", diff)
+	}
+	if got := e.merchantBalance(s, "m-a", money.IDR); got != 300_000 {
+		t.Errorf("m-a balance after re-run = %d, want 300000", got)
+	}
+
+	// Next day: a refund of the settled c-1 and no sales: a debit.
+	e.refund(nov11.Add(time.Hour), "r-2", "c-1", 30_000)
+	e.clock.Set(nov12)
+	var next collector
+	if _, err := s.Run(e.ctx, id, "2026-11-11", settle.RunOptions{OnMerchant: next.On}); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(map[string]totals{"m-a/IDR": {0, 0, 1, 30_000, -30_000}}, next.byMerchant()); diff != "" {
+		t.Errorf("next day (-want +got):\n%s", diff)
+	}
+	if got := e.merchantBalance(s, "m-a", money.IDR); got != 270_000 {
+		t.Errorf("m-a balance = %d, want 270000", got)
+	}
+	r, ok, err := s.GetSettlement(e.ctx, "m-a", "2026-11-11", "IDR")
+	if err != nil || !ok || r.SettlementID != "S-m-a-2026-11-11-IDR" {
+		t.Errorf("stored settlement = %+v, %v, %v", r, ok, err)
+	}
+}
+
+func TestDayOpenUntilAfterLocalMidnight(t *testing.T) {
+	in := mustMarket(t, "IN")
+	// Kolkata is UTC+5:30: the 10th ends at 18:30 UTC.
+	for _, tt := range []struct {
+		now    time.Time
+		reason string
+	}{
+		{time.Date(2026, 11, 10, 18, 29, 0, 0, time.UTC), settle.ReasonDayOpen},
+		{time.Date(2026, 11, 10, 18, 30, 30, 0, time.UTC), settle.ReasonDayOpen}, // inside the grace
+		{time.Date(2026, 11, 10, 18, 31, 0, 0, time.UTC), ""},
+	} {
+		err := settle.CheckClosed(in, "2026-11-10", tt.now)
+		if got := reasonOf(err); got != tt.reason {
+			t.Errorf("CheckClosed(IN 2026-11-10) at %s = %v, want %q", tt.now, err, tt.reason)
+		}
+	}
+	for _, bad := range []string{"2026-11-31", "2026-1-10", "yesterday", ""} {
+		if err := settle.CheckClosed(in, bad, time.Now()); reasonOf(err) != settle.ReasonBadDate {
+			t.Errorf("CheckClosed(%q) = %v, want %s", bad, err, settle.ReasonBadDate)
+		}
+	}
+}
+
+func reasonOf(err error) string {
+	if err == nil {
+		return ""
+	}
+	return fault.ReasonOf(err)
+}
+
+// TestStaggeredMidnights: between 17:00 and 18:30 UTC it is already the
+// 11th in Jakarta (UTC+7) and still the 10th in Kolkata (UTC+5:30). A
+// merchant selling in both markets is settled per market, each by its own
+// local day.
+func TestStaggeredMidnights(t *testing.T) {
+	e := newEnv(t)
+	s := e.settler(settle.Options{})
+	id, in := mustMarket(t, "ID"), mustMarket(t, "IN")
+	at := func(h, m int) time.Time { return time.Date(2026, 11, 10, h, m, 0, 0, time.UTC) }
+	e.fund("w-id", 10_000_000, money.IDR)
+	e.fund("w-in", 1_000_000, money.INR)
+	e.charge(at(16, 50), "id-1", "m-both", "w-id", 100_000, money.IDR) // ID 23:50 on the 10th
+	e.charge(at(16, 50), "in-1", "m-both", "w-in", 1_000, money.INR)   // IN 22:20 on the 10th
+	e.charge(at(17, 10), "id-2", "m-both", "w-id", 200_000, money.IDR) // ID 00:10 on the 11th
+	e.charge(at(17, 10), "in-2", "m-both", "w-in", 2_000, money.INR)   // IN 22:40 on the 10th
+	e.charge(at(18, 20), "in-3", "m-in", "w-in", 4_000, money.INR)     // IN 23:50 on the 10th
+	e.charge(at(18, 40), "in-4", "m-both", "w-in", 8_000, money.INR)   // IN 00:10 on the 11th
+
+	// 00:05 in Jakarta: Jakarta's 10th is closed, Kolkata's is not.
+	e.clock.Set(at(17, 5))
+	if settle.PreviousDate(id, e.clock.Now()) != "2026-11-10" || settle.PreviousDate(in, e.clock.Now()) != "2026-11-09" {
+		t.Fatalf("previous dates at 17:05 UTC: ID %s IN %s", settle.PreviousDate(id, e.clock.Now()), settle.PreviousDate(in, e.clock.Now()))
+	}
+	if err := settle.CheckClosed(in, "2026-11-10", e.clock.Now()); reasonOf(err) != settle.ReasonDayOpen {
+		t.Fatalf("Kolkata's 10th at 17:05 UTC: %v, want open", err)
+	}
+	var idDay collector
+	if _, err := s.Run(e.ctx, id, "2026-11-10", settle.RunOptions{OnMerchant: idDay.On}); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(map[string]totals{"m-both/IDR": {1, 100_000, 0, 0, 100_000}}, idDay.byMerchant()); diff != "" {
+		t.Errorf("ID 2026-11-10 (-want +got):\n%s", diff)
+	}
+
+	// 00:05 in Kolkata.
+	e.clock.Set(at(18, 35))
+	if err := settle.CheckClosed(in, "2026-11-10", e.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	var inDay collector
+	if _, err := s.Run(e.ctx, in, "2026-11-10", settle.RunOptions{OnMerchant: inDay.On}); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]totals{"m-both/INR": {2, 3_000, 0, 0, 3_000}, "m-in/INR": {1, 4_000, 0, 0, 4_000}}
+	if diff := cmp.Diff(want, inDay.byMerchant()); diff != "" {
+		t.Errorf("IN 2026-11-10 (-want +got):\n%s", diff)
+	}
+	// The next days pick up what crossed midnight.
+	e.clock.Set(time.Date(2026, 11, 11, 19, 0, 0, 0, time.UTC))
+	var idNext, inNext collector
+	if _, err := s.Run(e.ctx, id, "2026-11-11", settle.RunOptions{OnMerchant: idNext.On}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Run(e.ctx, in, "2026-11-11", settle.RunOptions{OnMerchant: inNext.On}); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(map[string]totals{"m-both/IDR": {1, 200_000, 0, 0, 200_000}}, idNext.byMerchant()); diff != "" {
+		t.Errorf("ID 2026-11-11 (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(map[string]totals{"m-both/INR": {1, 8_000, 0, 0, 8_000}}, inNext.byMerchant()); diff != "" {
+		t.Errorf("IN 2026-11-11 (-want +got):\n%s", diff)
+	}
+	if got := e.merchantBalance(s, "m-both", money.IDR); got != 300_000 {
+		t.Errorf("m-both IDR = %d, want 300000", got)
+	}
+	if got := e.merchantBalance(s, "m-both", money.INR); got != 11_000 {
+		t.Errorf("m-both INR = %d, want 11000", got)
+	}
+}
+
+// crashingDB fails every TransactWriteItems after the first `allowed`,
+// before sending it: the process died there.
+type crashingDB struct {
+	settle.DB
+	allowed int64
+	calls   atomic.Int64
+}
+
+var errCrash = errors.New("crash")
+
+func (c *crashingDB) TransactWriteItems(ctx context.Context, in *dynamodb.TransactWriteItemsInput, opts ...func(*dynamodb.Options)) (*dynamodb.TransactWriteItemsOutput, error) {
+	if c.calls.Add(1) > c.allowed {
+		return nil, errCrash
+	}
+	return c.DB.TransactWriteItems(ctx, in, opts...)
+}
+
+func TestSettlementCrashedHalfWayIsResumedAndCreditsOnce(t *testing.T) {
+	const merchants = 20
+	for _, crash := range []string{"before a settlement", "before reporting"} {
+		t.Run(crash, func(t *testing.T) {
+			e := newEnv(t)
+			th := mustMarket(t, "TH")
+			e.fund("w-1", 100_000_00, money.THB)
+			want := map[string]totals{}
+			for i := range merchants {
+				m := fmt.Sprintf("m-%02d", i)
+				amount := int64(100_00 * (i + 1))
+				e.charge(nov10, "c-"+m, m, "w-1", amount, money.THB)
+				want[m+"/THB"] = totals{1, amount, 0, 0, amount}
+			}
+			e.clock.Set(nov11)
+			var first collector
+			var err error
+			switch crash {
+			case "before a settlement":
+				db := &crashingDB{DB: e.db, allowed: merchants / 2}
+				s := settle.New(db, e.table, settle.Options{Now: e.clock.Now})
+				_, err = s.Run(e.ctx, th, "2026-11-10", settle.RunOptions{OnMerchant: first.On})
+			case "before reporting":
+				// Settlements commit, then the process dies before the
+				// event is out and the cursor moves.
+				var n atomic.Int64
+				s := e.settler(settle.Options{})
+				_, err = s.Run(e.ctx, th, "2026-11-10", settle.RunOptions{OnMerchant: func(ctx context.Context, r settle.Result) error {
+					if n.Add(1) > merchants/2 {
+						return errCrash
+					}
+					return first.On(ctx, r)
+				}})
+			}
+			if !errors.Is(err, errCrash) {
+				t.Fatalf("crashed run err = %v, want the crash", err)
+			}
+			if len(first.got) == 0 || len(first.got) >= merchants {
+				t.Fatalf("crashed run reported %d merchants, want some but not all", len(first.got))
+			}
+			s := e.settler(settle.Options{})
+			var second collector
+			out, err := s.Run(e.ctx, th, "2026-11-10", settle.RunOptions{OnMerchant: second.On})
+			if err != nil || !out.Done {
+				t.Fatalf("resumed run = %+v, %v", out, err)
+			}
+			// Every merchant is reported (some twice: at least once is
+			// the promise, with the same settlement id) and credited once.
+			all := collector{got: append(append([]settle.Result(nil), first.got...), second.got...)}
+			if diff := cmp.Diff(want, all.byMerchant()); diff != "" {
+				t.Errorf("reported (-want +got):\n%s", diff)
+			}
+			for i := range merchants {
+				m := fmt.Sprintf("m-%02d", i)
+				if got, want := e.merchantBalance(s, m, money.THB), int64(100_00*(i+1)); got != want {
+					t.Errorf("%s balance = %d, want %d (credited once)", m, got, want)
+				}
+			}
+			if out.Settled+out.Replayed < merchants/2 {
+				t.Errorf("resumed run %+v did less than the rest of the day", out)
+			}
+		})
+	}
+}
+
+// failingQueryDB fails GSI queries after the first `allowed`.
+type failingQueryDB struct {
+	settle.DB
+	allowed int64
+	calls   atomic.Int64
+}
+
+func (f *failingQueryDB) Query(ctx context.Context, in *dynamodb.QueryInput, opts ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error) {
+	if in.IndexName != nil && f.calls.Add(1) > f.allowed {
+		return nil, errCrash
+	}
+	return f.DB.Query(ctx, in, opts...)
+}
+
+// TestLargeMerchantIsTotalledInPagesAcrossCalls stands in for a merchant
+// with a million charges: tiny pages, a checkpoint every two, a deadline
+// that stops every call after one page, and a crash between checkpoints.
+func TestLargeMerchantIsTotalledInPagesAcrossCalls(t *testing.T) {
+	e := newEnv(t)
+	ph := mustMarket(t, "PH")
+	const charges = 120
+	e.fund("w-1", 1_000_000_00, money.PHP)
+	var total int64
+	for i := range charges {
+		amount := int64(1_00 + i)
+		total += amount
+		e.charge(nov10.Add(time.Duration(i)*time.Second), fmt.Sprintf("c-%03d", i), "m-mega", "w-1", amount, money.PHP)
+	}
+	e.refund(nov10.Add(time.Hour), "r-1", "c-007", 1_07)
+	e.clock.Set(nov11)
+	opts := settle.Options{PageItems: 3, CheckpointPages: 2}
+
+	// A crash in the middle of the totals: the partial sums saved so far
+	// survive it.
+	crashing := settle.New(&failingQueryDB{DB: e.db, allowed: 15}, e.table, settle.Options{Now: e.clock.Now, PageItems: 3, CheckpointPages: 2})
+	if _, err := crashing.Run(e.ctx, ph, "2026-11-10", settle.RunOptions{}); !errors.Is(err, errCrash) {
+		t.Fatalf("crashing run err = %v", err)
+	}
+	s := e.settler(opts)
+	var c collector
+	calls := 0
+	const callsMax = 1000
+	for ; calls < callsMax; calls++ {
+		// A deadline already past: each call does one page, saves, stops.
+		out, err := s.Run(e.ctx, ph, "2026-11-10", settle.RunOptions{Deadline: e.clock.Now(), OnMerchant: c.On})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if out.Done {
+			break
+		}
+	}
+	if calls < charges/3/2 {
+		t.Errorf("settled in %d calls; the deadline should have cut it into many", calls)
+	}
+	want := map[string]totals{"m-mega/PHP": {charges, total, 1, 1_07, total - 1_07}}
+	if diff := cmp.Diff(want, c.byMerchant()); diff != "" {
+		t.Errorf("settled (-want +got):\n%s", diff)
+	}
+	if got := e.merchantBalance(s, "m-mega", money.PHP); got != total-1_07 {
+		t.Errorf("balance = %d, want %d", got, total-1_07)
+	}
+}
+
+// TestConcurrentRunsCreditOnce: two ticks of one market-day at once.
+func TestConcurrentRunsCreditOnce(t *testing.T) {
+	e := newEnv(t)
+	my := mustMarket(t, "MY")
+	e.fund("w-1", 100_000_00, money.MYR)
+	const merchants = 12
+	for i := range merchants {
+		e.charge(nov10, fmt.Sprintf("c-%d", i), fmt.Sprintf("m-%d", i), "w-1", 10_00, money.MYR)
+	}
+	e.clock.Set(nov11)
+	var wg sync.WaitGroup
+	var cs [4]collector
+	errs := make([]error, len(cs)-1)
+	for i := range errs {
+		wg.Go(func() {
+			_, errs[i] = e.settler(settle.Options{}).Run(e.ctx, my, "2026-11-10", settle.RunOptions{OnMerchant: cs[i].On})
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		// Losing a race on the run item is a retry for the Broker.
+		if err != nil && fault.KindOf(err) != fault.KindThrottled {
+			t.Fatalf("run %d: %v", i, err)
+		}
+	}
+	// A later tick finishes whatever a throttled runner left.
+	s := e.settler(settle.Options{})
+	if _, err := s.Run(e.ctx, my, "2026-11-10", settle.RunOptions{OnMerchant: cs[len(cs)-1].On}); err != nil {
+		t.Fatal(err)
+	}
+	reported := map[string]bool{}
+	for i := range cs {
+		for _, r := range cs[i].got {
+			reported[r.MerchantID] = true
+		}
+	}
+	for i := range merchants {
+		m := fmt.Sprintf("m-%d", i)
+		if got := e.merchantBalance(s, m, money.MYR); got != 10_00 {
+			t.Errorf("%s balance = %d, want 1000", m, got)
+		}
+		if !reported[m] {
+			t.Errorf("%s never reported", m)
+		}
+	}
+}
