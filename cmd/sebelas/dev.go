@@ -240,6 +240,8 @@ func demo(ctx context.Context, st *stack.Stack, n int, seed uint64, out io.Write
 		case c.Status == ledger.ChargeSucceeded:
 			outcomes["succeeded"]++
 			succeeded[money.Currency(c.Currency)] += c.Amount
+		case c.Status == ledger.ChargeInReview:
+			outcomes["held for fraud review"]++
 		default:
 			outcomes["declined: "+c.Reason]++
 		}
