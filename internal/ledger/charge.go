@@ -151,20 +151,6 @@ func (s *Store) Charge(ctx context.Context, req events.ChargeRequested, limits m
 	if err != nil {
 		panic(err)
 	}
-	debit, err := expression.NewBuilder().
-		WithCondition(expression.And(
-			expression.AttributeExists(expression.Name("pk")),
-			expression.Name("status").Equal(expression.Value(WalletActive)),
-			expression.Name("balance").GreaterThanEqual(expression.Value(req.Amount)),
-		)).
-		WithUpdate(expression.
-			Set(expression.Name("balance"), expression.Name("balance").Minus(expression.Value(req.Amount))).
-			Set(expression.Name("version"), expression.Name("version").Plus(expression.Value(1))).
-			Set(expression.Name("updated_at"), expression.Value(it.CreatedAt))).
-		Build()
-	if err != nil {
-		panic(err)
-	}
 	_, err = s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{
 		ReturnConsumedCapacity: types.ReturnConsumedCapacityIndexes,
 		TransactItems: []types.TransactWriteItem{
@@ -175,15 +161,7 @@ func (s *Store) Charge(ctx context.Context, req events.ChargeRequested, limits m
 				ExpressionAttributeNames:            putCond.Names(),
 				ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 			}},
-			{Update: &types.Update{
-				TableName:                           aws.String(s.table),
-				Key:                                 balanceKey(req.PayerWallet, req.Currency),
-				ConditionExpression:                 debit.Condition(),
-				UpdateExpression:                    debit.Update(),
-				ExpressionAttributeNames:            debit.Names(),
-				ExpressionAttributeValues:           debit.Values(),
-				ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
-			}},
+			s.debitItem(req, it.CreatedAt),
 		},
 	})
 	if err == nil {
@@ -206,6 +184,36 @@ func (s *Store) Charge(ctx context.Context, req events.ChargeRequested, limits m
 		return ChargeOutcome{}, err
 	}
 	return s.Decline(ctx, req, reason, detail)
+}
+
+// debitItem takes a charge's amount from the payer's balance inside a
+// transaction: the balance must exist, be active and cover the amount. The
+// old image comes back on failure so whyNoDebit can say why. Charge and an
+// approved review share it, so both debit under the same rules.
+func (s *Store) debitItem(req events.ChargeRequested, at string) types.TransactWriteItem {
+	debit, err := expression.NewBuilder().
+		WithCondition(expression.And(
+			expression.AttributeExists(expression.Name("pk")),
+			expression.Name("status").Equal(expression.Value(WalletActive)),
+			expression.Name("balance").GreaterThanEqual(expression.Value(req.Amount)),
+		)).
+		WithUpdate(expression.
+			Set(expression.Name("balance"), expression.Name("balance").Minus(expression.Value(req.Amount))).
+			Set(expression.Name("version"), expression.Name("version").Plus(expression.Value(1))).
+			Set(expression.Name("updated_at"), expression.Value(at))).
+		Build()
+	if err != nil {
+		panic(err) // built from constants and an int64: cannot fail
+	}
+	return types.TransactWriteItem{Update: &types.Update{
+		TableName:                           aws.String(s.table),
+		Key:                                 balanceKey(req.PayerWallet, req.Currency),
+		ConditionExpression:                 debit.Condition(),
+		UpdateExpression:                    debit.Update(),
+		ExpressionAttributeNames:            debit.Names(),
+		ExpressionAttributeValues:           debit.Values(),
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+	}}
 }
 
 // whyNoDebit tells insufficient funds, frozen, unknown wallet and currency

@@ -209,20 +209,6 @@ func (s *Store) approveReviewed(ctx context.Context, req events.ChargeRequested,
 	if err != nil {
 		panic(err)
 	}
-	debit, err := expression.NewBuilder().
-		WithCondition(expression.And(
-			expression.AttributeExists(expression.Name("pk")),
-			expression.Name("status").Equal(expression.Value(WalletActive)),
-			expression.Name("balance").GreaterThanEqual(expression.Value(req.Amount)),
-		)).
-		WithUpdate(expression.
-			Set(expression.Name("balance"), expression.Name("balance").Minus(expression.Value(req.Amount))).
-			Set(expression.Name("version"), expression.Name("version").Plus(expression.Value(1))).
-			Set(expression.Name("updated_at"), expression.Value(it.CreatedAt))).
-		Build()
-	if err != nil {
-		panic(err)
-	}
 	_, err = s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{
 		TransactItems: []types.TransactWriteItem{
 			{Update: &types.Update{
@@ -230,12 +216,7 @@ func (s *Store) approveReviewed(ctx context.Context, req events.ChargeRequested,
 				ConditionExpression: settle.Condition(), UpdateExpression: settle.Update(),
 				ExpressionAttributeNames: settle.Names(), ExpressionAttributeValues: settle.Values(),
 			}},
-			{Update: &types.Update{
-				TableName: aws.String(s.table), Key: balanceKey(req.PayerWallet, req.Currency),
-				ConditionExpression: debit.Condition(), UpdateExpression: debit.Update(),
-				ExpressionAttributeNames: debit.Names(), ExpressionAttributeValues: debit.Values(),
-				ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
-			}},
+			s.debitItem(req, it.CreatedAt),
 		},
 	})
 	if err == nil {
