@@ -69,8 +69,12 @@ func (s *Scorer) Score(ctx context.Context, p Payment) (Verdict, Features, error
 type Handler struct {
 	Scorer *Scorer
 	Keys   *signing.Keyring
-	Now    func() time.Time // nil means time.Now
-	Log    *slog.Logger
+	// RequireSignedRequests refuses a charge.requested the ingress did not
+	// sign (signing.EnvRequireSigned). Top-ups come from the wallet app, not
+	// through the marketplace ingress, and are not affected.
+	RequireSignedRequests bool
+	Now                   func() time.Time // nil means time.Now
+	Log                   *slog.Logger
 }
 
 // Handle is a function.Handler.
@@ -86,6 +90,11 @@ func (h *Handler) Handle(ctx context.Context, ev cloudevents.Event) (*cloudevent
 	)
 	switch ev.Type() {
 	case events.TypeChargeRequested:
+		if h.RequireSignedRequests {
+			if err := h.Keys.Verify(ev, now()); err != nil {
+				return nil, err
+			}
+		}
 		var req events.ChargeRequested
 		if err := events.Decode(ev, &req); err != nil {
 			return nil, err
@@ -155,6 +164,10 @@ func Build(ctx context.Context, getenv func(string) string, log *slog.Logger) (f
 	if err != nil {
 		return nil, err
 	}
+	requireSigned, err := signing.RequireSignedFromEnv(getenv)
+	if err != nil {
+		return nil, err
+	}
 	extra, err := ListsFromEnv(getenv)
 	if err != nil {
 		return nil, err
@@ -186,6 +199,8 @@ func Build(ctx context.Context, getenv func(string) string, log *slog.Logger) (f
 		Scorer: &Scorer{Rules: rules, Store: NewDynamoStore(db, tc.Table, ledger.New(db, tc.Table, nil))},
 		Keys:   keys,
 		Log:    log,
+		// The ingress signs what it lets in; see signing.EnvRequireSigned.
+		RequireSignedRequests: requireSigned,
 	}
 	if log != nil {
 		rs := rules.Current()

@@ -9,6 +9,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"time"
 
 	cloudevents "github.com/cloudevents/sdk-go/v2"
 
@@ -16,6 +17,7 @@ import (
 	"github.com/sebelas/sebelas/internal/fault"
 	"github.com/sebelas/sebelas/internal/function"
 	"github.com/sebelas/sebelas/internal/ledger"
+	"github.com/sebelas/sebelas/internal/signing"
 	"github.com/sebelas/sebelas/internal/table"
 )
 
@@ -33,12 +35,26 @@ var _ Ledger = (*ledger.Store)(nil)
 type Handler struct {
 	Ledger Ledger
 	Log    *slog.Logger
+	// Keys and RequireSigned refuse a refund.requested the ingress did not
+	// sign (signing.EnvRequireSigned), before any money moves.
+	Keys          *signing.Keyring
+	RequireSigned bool
+	Now           func() time.Time // nil means time.Now
 }
 
 // Handle is a function.Handler.
 func (h *Handler) Handle(ctx context.Context, ev cloudevents.Event) (*cloudevents.Event, error) {
 	if ev.Type() != events.TypeRefundRequested {
 		return nil, fault.Permanentf("unexpected_type", "refund does not handle %.64q", ev.Type())
+	}
+	if h.RequireSigned {
+		now := time.Now
+		if h.Now != nil {
+			now = h.Now
+		}
+		if err := h.Keys.Verify(ev, now()); err != nil {
+			return nil, err
+		}
 	}
 	var req events.RefundRequested
 	if err := events.Decode(ev, &req); err != nil {
@@ -80,6 +96,16 @@ func Build(ctx context.Context, getenv func(string) string, log *slog.Logger) (f
 	if err != nil {
 		return nil, err
 	}
-	h := &Handler{Ledger: ledger.New(db, tc.Table, nil), Log: log}
+	requireSigned, err := signing.RequireSignedFromEnv(getenv)
+	if err != nil {
+		return nil, err
+	}
+	var keys *signing.Keyring
+	if requireSigned {
+		if keys, err = signing.FromEnv(getenv); err != nil {
+			return nil, err
+		}
+	}
+	h := &Handler{Ledger: ledger.New(db, tc.Table, nil), Log: log, Keys: keys, RequireSigned: requireSigned}
 	return h.Handle, nil
 }
