@@ -341,18 +341,9 @@ type ChargeRecord struct {
 
 // GetCharge reads a charge with a consistent read; ok is false if absent.
 func (s *Store) GetCharge(ctx context.Context, chargeID string) (ChargeRecord, bool, error) {
-	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{
-		TableName: aws.String(s.table), Key: chargeKey(chargeID), ConsistentRead: aws.Bool(true),
-	})
-	if err != nil {
-		return ChargeRecord{}, false, table.Classify(err)
-	}
-	if len(out.Item) == 0 {
-		return ChargeRecord{}, false, nil
-	}
-	var c chargeItem
-	if err := attributevalue.UnmarshalMap(out.Item, &c); err != nil {
-		return ChargeRecord{}, false, fault.Transient("corrupt_charge", err)
+	c, ok, err := s.getChargeItem(ctx, chargeID)
+	if err != nil || !ok {
+		return ChargeRecord{}, ok, err
 	}
 	at := c.createdAt()
 	return ChargeRecord{ChargeID: c.ChargeID, MerchantID: c.MerchantID, Payer: c.Payer, Currency: c.Currency,

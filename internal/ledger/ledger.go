@@ -9,7 +9,13 @@ import (
 	"context"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/sebelas/sebelas/internal/fault"
+	"github.com/sebelas/sebelas/internal/table"
 )
 
 // DB is the part of the DynamoDB API the ledger uses; *dynamodb.Client
@@ -49,3 +55,25 @@ func New(db DB, table string, now func() time.Time) *Store {
 
 // Table is the name of the table the store writes.
 func (s *Store) Table() string { return s.table }
+
+// getItem reads one item with a strongly consistent read and decodes it into
+// T; ok is false when it does not exist. A storage failure is classified for
+// retry; an item that does not decode is reported as corruptReason (a
+// transient fault: the event is retried, never dead-lettered, while an
+// operator looks).
+func getItem[T any](ctx context.Context, s *Store, key map[string]types.AttributeValue, corruptReason string) (T, bool, error) {
+	var v T
+	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName: aws.String(s.table), Key: key, ConsistentRead: aws.Bool(true),
+	})
+	if err != nil {
+		return v, false, table.Classify(err)
+	}
+	if len(out.Item) == 0 {
+		return v, false, nil
+	}
+	if err := attributevalue.UnmarshalMap(out.Item, &v); err != nil {
+		return v, false, fault.Transient(corruptReason, err)
+	}
+	return v, true, nil
+}

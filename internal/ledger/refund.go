@@ -535,20 +535,7 @@ func (s *Store) awaitCharge(ctx context.Context, req events.RefundRequested, now
 
 // getChargeItem reads a charge as stored, with a consistent read.
 func (s *Store) getChargeItem(ctx context.Context, chargeID string) (chargeItem, bool, error) {
-	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{
-		TableName: aws.String(s.table), Key: chargeKey(chargeID), ConsistentRead: aws.Bool(true),
-	})
-	if err != nil {
-		return chargeItem{}, false, table.Classify(err)
-	}
-	if len(out.Item) == 0 {
-		return chargeItem{}, false, nil
-	}
-	var c chargeItem
-	if err := attributevalue.UnmarshalMap(out.Item, &c); err != nil {
-		return chargeItem{}, false, fault.Transient("corrupt_charge", err)
-	}
-	return c, true, nil
+	return getItem[chargeItem](ctx, s, chargeKey(chargeID), "corrupt_charge")
 }
 
 // RefundRecord is a stored refund as read back.
@@ -560,18 +547,9 @@ type RefundRecord struct {
 
 // GetRefund reads a refund with a consistent read; ok is false if absent.
 func (s *Store) GetRefund(ctx context.Context, refundID string) (RefundRecord, bool, error) {
-	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{
-		TableName: aws.String(s.table), Key: refundKey(refundID), ConsistentRead: aws.Bool(true),
-	})
-	if err != nil {
-		return RefundRecord{}, false, table.Classify(err)
-	}
-	if len(out.Item) == 0 {
-		return RefundRecord{}, false, nil
-	}
-	var r refundItem
-	if err := attributevalue.UnmarshalMap(out.Item, &r); err != nil {
-		return RefundRecord{}, false, fault.Transient("corrupt_refund", err)
+	r, ok, err := getItem[refundItem](ctx, s, refundKey(refundID), "corrupt_refund")
+	if err != nil || !ok {
+		return RefundRecord{}, ok, err
 	}
 	return RefundRecord{RefundID: r.RefundID, ChargeID: r.ChargeID, MerchantID: r.MerchantID, Payer: r.Payer,
 		Currency: r.Currency, Status: r.Status, Reason: r.Reason, LocalDate: r.LocalDate,

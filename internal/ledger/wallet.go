@@ -172,18 +172,9 @@ func (s *Store) CashIn(ctx context.Context, cashInID, wallet string, amt money.A
 // GetBalance reads one balance with a consistent read; ok is false when the
 // wallet has no balance in that currency.
 func (s *Store) GetBalance(ctx context.Context, wallet string, cur money.Currency) (Balance, bool, error) {
-	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{
-		TableName: aws.String(s.table), Key: balanceKey(wallet, string(cur)), ConsistentRead: aws.Bool(true),
-	})
-	if err != nil {
-		return Balance{}, false, table.Classify(err)
-	}
-	if len(out.Item) == 0 {
-		return Balance{}, false, nil
-	}
-	var b balanceItem
-	if err := attributevalue.UnmarshalMap(out.Item, &b); err != nil {
-		return Balance{}, false, fault.Transient("corrupt_balance", err)
+	b, ok, err := getItem[balanceItem](ctx, s, balanceKey(wallet, string(cur)), "corrupt_balance")
+	if err != nil || !ok {
+		return Balance{}, ok, err
 	}
 	return b.public(), true, nil
 }
