@@ -278,22 +278,9 @@ func (s *Store) Decline(ctx context.Context, req events.ChargeRequested, reason,
 // replayCharge answers a delivery whose charge id is already stored: the
 // stored outcome if the content matches, a recorded conflict if not.
 func (s *Store) replayCharge(ctx context.Context, req events.ChargeRequested, old map[string]types.AttributeValue) (ChargeOutcome, error) {
-	if len(old) == 0 {
-		// Emulators and older APIs may not return the old image; read it.
-		out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{
-			TableName: aws.String(s.table), Key: chargeKey(req.ChargeID), ConsistentRead: aws.Bool(true),
-		})
-		if err != nil {
-			return ChargeOutcome{}, table.Classify(err)
-		}
-		if len(out.Item) == 0 {
-			return ChargeOutcome{}, fault.Transient("charge_vanished", errors.New("charge condition failed but no item"))
-		}
-		old = out.Item
-	}
-	var c chargeItem
-	if err := attributevalue.UnmarshalMap(old, &c); err != nil {
-		return ChargeOutcome{}, fault.Transient("corrupt_charge", err)
+	c, err := storedImage[chargeItem](ctx, s, chargeKey(req.ChargeID), old, "charge")
+	if err != nil {
+		return ChargeOutcome{}, err
 	}
 	at := c.createdAt()
 	if c.Hash != ChargeHash(req) {

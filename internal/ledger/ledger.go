@@ -7,6 +7,7 @@ package ledger
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -76,4 +77,28 @@ func getItem[T any](ctx context.Context, s *Store, key map[string]types.Attribut
 		return v, false, fault.Transient(corruptReason, err)
 	}
 	return v, true, nil
+}
+
+// storedImage decodes the item a failed attribute_not_exists condition
+// found: the old image DynamoDB returned with ALL_OLD or, when the API
+// returned none (emulators, older APIs), a consistent read of key. what names
+// the item in fault reasons ("charge" → corrupt_charge, charge_vanished).
+// Every replay of a duplicate starts here, so all of them treat a missing or
+// undecodable item as transient (retried), never as a conflict.
+func storedImage[T any](ctx context.Context, s *Store, key, old map[string]types.AttributeValue, what string) (T, error) {
+	var v T
+	if len(old) == 0 {
+		v, ok, err := getItem[T](ctx, s, key, "corrupt_"+what)
+		if err != nil {
+			return v, err
+		}
+		if !ok {
+			return v, fault.Transient(what+"_vanished", fmt.Errorf("%s condition failed but no item", what))
+		}
+		return v, nil
+	}
+	if err := attributevalue.UnmarshalMap(old, &v); err != nil {
+		return v, fault.Transient("corrupt_"+what, err)
+	}
+	return v, nil
 }

@@ -441,21 +441,9 @@ func (s *Store) rejectRefund(ctx context.Context, req events.RefundRequested, c 
 // replayRefund answers a delivery whose refund id is already stored: the
 // stored outcome if the content matches, a recorded conflict if not.
 func (s *Store) replayRefund(ctx context.Context, req events.RefundRequested, old map[string]types.AttributeValue) (RefundOutcome, error) {
-	if len(old) == 0 {
-		out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{
-			TableName: aws.String(s.table), Key: refundKey(req.RefundID), ConsistentRead: aws.Bool(true),
-		})
-		if err != nil {
-			return RefundOutcome{}, table.Classify(err)
-		}
-		if len(out.Item) == 0 {
-			return RefundOutcome{}, fault.Transient("refund_vanished", errors.New("refund condition failed but no item"))
-		}
-		old = out.Item
-	}
-	var r refundItem
-	if err := attributevalue.UnmarshalMap(old, &r); err != nil {
-		return RefundOutcome{}, fault.Transient("corrupt_refund", err)
+	r, err := storedImage[refundItem](ctx, s, refundKey(req.RefundID), old, "refund")
+	if err != nil {
+		return RefundOutcome{}, err
 	}
 	if r.Hash != RefundHash(req) {
 		if err := s.recordRefundConflict(ctx, req); err != nil {

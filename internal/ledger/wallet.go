@@ -146,17 +146,9 @@ func (s *Store) CashIn(ctx context.Context, cashInID, wallet string, amt money.A
 		return false, table.Classify(err)
 	}
 	if table.ConditionFailedAt(reasons, 0) {
-		old := reasons[0].Item
-		if len(old) == 0 {
-			out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(s.table), Key: cashInKey(cashInID), ConsistentRead: aws.Bool(true)})
-			if err != nil {
-				return false, table.Classify(err)
-			}
-			old = out.Item
-		}
-		var prev cashInItem
-		if err := attributevalue.UnmarshalMap(old, &prev); err != nil {
-			return false, fault.Transient("corrupt_cashin", err)
+		prev, err := storedImage[cashInItem](ctx, s, cashInKey(cashInID), reasons[0].Item, "cashin")
+		if err != nil {
+			return false, err
 		}
 		if prev.Hash != hash {
 			return false, fault.Permanentf("conflict", "cash-in %s already recorded with other content", cashInID)
