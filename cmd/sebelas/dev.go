@@ -133,14 +133,9 @@ func demo(ctx context.Context, st *stack.Stack, n int, seed uint64, out io.Write
 	run := time.Now().UTC().Format("150405")
 	var wallets []demoWallet
 	for _, m := range market.All() {
-		unit := int64(1)
-		for range m.Currency.Digits() {
-			unit *= 10
-		}
 		for i := range demoWalletsPerMkt {
 			w := demoWallet{fmt.Sprintf("w-demo-%s-%d", strings.ToLower(m.Code), i+1), m.Currency}
-			// A few hundred "dollars" worth in each market's units.
-			amt := money.Amount{Minor: demoFunding(m.Currency) * unit, Currency: m.Currency}
+			amt := stack.DemoFunding(m.Currency)
 			if _, err := st.Ledger.CashIn(ctx, "demo-seed-"+w.id, w.id, amt, "demo"); err != nil {
 				return err
 			}
@@ -285,27 +280,6 @@ func demo(ctx context.Context, st *stack.Stack, n int, seed uint64, out io.Write
 	}
 	fmt.Fprintln(out, "money conserved: before − charged = after in every currency")
 	return nil
-}
-
-func demoFunding(c money.Currency) int64 {
-	// About USD 60–120 in each market, in major units.
-	switch c {
-	case money.IDR:
-		return 1_500_000
-	case money.PHP:
-		return 5_000
-	case money.MYR:
-		return 400
-	case money.THB:
-		return 3_000
-	case money.BDT:
-		return 10_000
-	case money.PKR:
-		return 25_000
-	case money.INR:
-		return 8_000
-	}
-	return 1_000
 }
 
 func fmtMinor(v int64, c money.Currency) string {

@@ -54,10 +54,7 @@ func FundPayers(ctx context.Context, l *ledger.Store, p Profile, inFlight int) e
 	var err error
 feed:
 	for i, m := range p.Markets {
-		minor := int64(math.Round(fundUSD * majorPerUSD[m.Currency]))
-		for range m.Currency.Digits() {
-			minor *= 10
-		}
+		minor := int64(math.Round(fundUSD*majorPerUSD[m.Currency])) * m.Currency.MinorPerMajor()
 		for n := range p.PayersIn(i) {
 			select {
 			case jobs <- job{PayerID(m.Code, n), money.Amount{Minor: minor, Currency: m.Currency}}:

@@ -313,11 +313,7 @@ var majorPerUSD = map[money.Currency]float64{
 func amount(rng *rand.Rand, c money.Currency, lo, hi float64) int64 {
 	usd := lo * math.Exp(rng.Float64()*math.Log(hi/lo))
 	major := math.Max(1, math.Round(usd*majorPerUSD[c]))
-	minor := int64(major)
-	for range c.Digits() {
-		minor *= 10
-	}
-	return minor
+	return int64(major) * c.MinorPerMajor()
 }
 
 // Identifiers of generated events. They embed the market so that a key in
@@ -391,10 +387,7 @@ func (g *Generator) offersFor(m MarketProfile, n int) []offer {
 		}
 	}
 	if len(offs) == 0 {
-		unit := int64(1)
-		for range m.Currency.Digits() {
-			unit *= 10
-		}
+		unit := m.Currency.MinorPerMajor()
 		for _, usd := range []float64{1, 2, 5} {
 			major := majorPerUSD[m.Currency] * usd
 			// Round to one significant digit: 71 -> 70, 155 -> 200.

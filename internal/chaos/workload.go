@@ -18,6 +18,7 @@ import (
 	"github.com/sebelas/sebelas/internal/ingress"
 	"github.com/sebelas/sebelas/internal/market"
 	"github.com/sebelas/sebelas/internal/money"
+	"github.com/sebelas/sebelas/internal/stack"
 )
 
 // Limits of the marketplace client the workload plays.
@@ -238,36 +239,6 @@ type chargePlan struct {
 	attack   string // non-empty: must never exist
 }
 
-func unitOf(c money.Currency) int64 {
-	u := int64(1)
-	for range c.Digits() {
-		u *= 10
-	}
-	return u
-}
-
-// fundingMajor is each wallet's seed balance in major units: about USD
-// 60-120 in every market, as the dev demo.
-func fundingMajor(c money.Currency) int64 {
-	switch c {
-	case money.IDR:
-		return 1_500_000
-	case money.PHP:
-		return 5_000
-	case money.MYR:
-		return 400
-	case money.THB:
-		return 3_000
-	case money.BDT:
-		return 10_000
-	case money.PKR:
-		return 25_000
-	case money.INR:
-		return 8_000
-	}
-	return 1_000
-}
-
 func newPlan(o Options) *plan {
 	rng := rand.New(rand.NewPCG(o.Seed, 0xc4a05))
 	p := &plan{charges: map[string]*chargePlan{}}
@@ -284,7 +255,7 @@ func newPlan(o Options) *plan {
 	for _, m := range market.All() {
 		for i := range o.WalletsPerCurrency {
 			w := &wallet{id: fmt.Sprintf("w-chaos-%s-%s-%d", run, strings.ToLower(m.Code), i),
-				cur: m.Currency, funded: fundingMajor(m.Currency) * unitOf(m.Currency)}
+				cur: m.Currency, funded: stack.DemoFunding(m.Currency).Minor}
 			// One wallet (the last rupiah one) is frozen: its charges must
 			// all be declined whatever else happens.
 			w.frozen = m.Currency == money.IDR && i == o.WalletsPerCurrency-1 && o.WalletsPerCurrency > 1

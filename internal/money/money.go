@@ -116,6 +116,16 @@ func (c Currency) Digits() int {
 	return digitsTable[i]
 }
 
+// MinorPerMajor is how many minor units make one major unit of c: 1 for IDR
+// and PKR, 100 for the others.
+func (c Currency) MinorPerMajor() int64 {
+	u := int64(1)
+	for range c.Digits() {
+		u *= 10
+	}
+	return u
+}
+
 // AmountMinorMax bounds a single amount (a charge, a refund, a top-up, a
 // limit). 10^15 minor units is far above any wallet payment (IDR 10^15 is tens
 // of billions of dollars) and below 2^53, so the amount survives exactly in

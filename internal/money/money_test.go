@@ -393,3 +393,12 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestMinorPerMajor(t *testing.T) {
+	want := map[Currency]int64{IDR: 1, PKR: 1, PHP: 100, MYR: 100, THB: 100, BDT: 100, INR: 100}
+	for _, c := range Currencies() {
+		if got := c.MinorPerMajor(); got != want[c] {
+			t.Errorf("%s.MinorPerMajor() = %d, want %d", c, got, want[c])
+		}
+	}
+}
