@@ -119,15 +119,12 @@ func (h *Handler) reply(ev cloudevents.Event, req events.ChargeRequested, out le
 	// conflict is a new fact about this delivery, so it gets its own id.
 	idBasis := req.ChargeID
 	if out.Conflict {
-		idBasis = ev.Source() + "|" + ev.ID()
+		idBasis = events.DeliveryKey(ev)
 	}
-	reply, err := events.NewEvent(typ, Source, res)
+	reply, err := events.NewOutcome(typ, Source, idBasis, req.ChargeID, out.At, res)
 	if err != nil {
-		return nil, fmt.Errorf("build reply: %w", err)
+		return nil, err
 	}
-	reply.SetID(events.ResultID(idBasis, typ))
-	reply.SetTime(out.At)
-	reply.SetSubject(req.ChargeID)
 	if h.Log != nil {
 		h.Log.Info("charge", "charge_id", req.ChargeID, "payer", redact.Wallet(req.PayerWallet), "outcome", typ, "reason", out.Reason,
 			"replayed", out.Replayed, "conflict", out.Conflict)

@@ -125,7 +125,7 @@ func (h *Handler) Handle(ctx context.Context, ev cloudevents.Event) (*cloudevent
 	}
 	// Deterministic id per delivered event: a redelivery of the same
 	// request produces the same screened event id.
-	out.SetID(events.ResultID(ev.Source()+"|"+ev.ID(), typ))
+	out.SetID(events.ResultID(events.DeliveryKey(ev), typ))
 	out.SetSubject(businessID)
 	// Signing is the last change to the event.
 	if err := h.Keys.Sign(&out, now()); err != nil {

@@ -7,7 +7,6 @@ package refund
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"time"
 
@@ -69,15 +68,12 @@ func (h *Handler) Handle(ctx context.Context, ev cloudevents.Event) (*cloudevent
 	// a conflict is a new fact about this delivery and gets its own.
 	idBasis := req.RefundID
 	if out.Conflict {
-		idBasis = ev.Source() + "|" + ev.ID()
+		idBasis = events.DeliveryKey(ev)
 	}
-	reply, err := events.NewEvent(typ, Source, res)
+	reply, err := events.NewOutcome(typ, Source, idBasis, req.RefundID, out.At, res)
 	if err != nil {
-		return nil, fmt.Errorf("build reply: %w", err)
+		return nil, err
 	}
-	reply.SetID(events.ResultID(idBasis, typ))
-	reply.SetTime(out.At)
-	reply.SetSubject(req.RefundID)
 	if h.Log != nil {
 		h.Log.Info("refund", "refund_id", req.RefundID, "charge_id", req.ChargeID, "outcome", typ,
 			"reason", out.Reason, "replayed", out.Replayed, "conflict", out.Conflict)

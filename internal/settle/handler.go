@@ -142,7 +142,7 @@ func (h *Handler) Handle(ctx context.Context, ev cloudevents.Event) (*cloudevent
 	}
 	// Derived from the delivery it continues: a redelivery of this event
 	// replies the same id, and each step of the chain has its own.
-	next.SetID(events.ResultID(ev.Source()+"|"+ev.ID(), events.TypeSettlementDue))
+	next.SetID(events.ResultID(events.DeliveryKey(ev), events.TypeSettlementDue))
 	next.SetSubject(m.Code + "/" + date)
 	return &next, nil
 }

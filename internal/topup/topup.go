@@ -461,10 +461,6 @@ func (h *Handler) reply(rec Record, idBasis string, replayed bool) (*cloudevents
 
 func (h *Handler) event(rec Record, idBasis string) (cloudevents.Event, error) {
 	typ, res := rec.Result()
-	ev, err := events.NewEvent(typ, Source, res)
-	if err != nil {
-		return cloudevents.Event{}, fmt.Errorf("build %s: %w", typ, err)
-	}
 	if idBasis == "" {
 		idBasis = rec.TopupID
 		if typ == events.TypeTopupPending {
@@ -473,10 +469,7 @@ func (h *Handler) event(rec Record, idBasis string) (cloudevents.Event, error) {
 			idBasis += "|" + rec.Reason
 		}
 	}
-	ev.SetID(events.ResultID(idBasis, typ))
-	ev.SetTime(res.At)
-	ev.SetSubject(rec.TopupID)
-	return ev, nil
+	return events.NewOutcome(typ, Source, idBasis, rec.TopupID, res.At, res)
 }
 
 // reviewed applies the risk team's decision on a top-up in review. The
