@@ -187,16 +187,12 @@ func (s *Store) Charge(ctx context.Context, req events.ChargeRequested, limits m
 }
 
 // debitItem takes a charge's amount from the payer's balance inside a
-// transaction: the balance must exist, be active and cover the amount. The
-// old image comes back on failure so whyNoDebit can say why. Charge and an
-// approved review share it, so both debit under the same rules.
+// transaction, under the same condition as a hold (spendable). The old image
+// comes back on failure so whyNoDebit can say why. Charge and an approved
+// review share it, so both debit under the same rules.
 func (s *Store) debitItem(req events.ChargeRequested, at string) types.TransactWriteItem {
 	debit, err := expression.NewBuilder().
-		WithCondition(expression.And(
-			expression.AttributeExists(expression.Name("pk")),
-			expression.Name("status").Equal(expression.Value(WalletActive)),
-			expression.Name("balance").GreaterThanEqual(expression.Value(req.Amount)),
-		)).
+		WithCondition(spendable(req.Amount)).
 		WithUpdate(expression.
 			Set(expression.Name("balance"), expression.Name("balance").Minus(expression.Value(req.Amount))).
 			Set(expression.Name("version"), expression.Name("version").Plus(expression.Value(1))).
@@ -205,15 +201,17 @@ func (s *Store) debitItem(req events.ChargeRequested, at string) types.TransactW
 	if err != nil {
 		panic(err) // built from constants and an int64: cannot fail
 	}
-	return types.TransactWriteItem{Update: &types.Update{
-		TableName:                           aws.String(s.table),
-		Key:                                 balanceKey(req.PayerWallet, req.Currency),
-		ConditionExpression:                 debit.Condition(),
-		UpdateExpression:                    debit.Update(),
-		ExpressionAttributeNames:            debit.Names(),
-		ExpressionAttributeValues:           debit.Values(),
-		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
-	}}
+	return s.balanceUpdate(req.PayerWallet, req.Currency, debit)
+}
+
+// spendable is the condition for taking amount from a balance: it exists,
+// is active and covers amount. Charges and holds both spend under it.
+func spendable(amount int64) expression.ConditionBuilder {
+	return expression.And(
+		expression.AttributeExists(expression.Name("pk")),
+		expression.Name("status").Equal(expression.Value(WalletActive)),
+		expression.Name("balance").GreaterThanEqual(expression.Value(amount)),
+	)
 }
 
 // whyNoDebit tells insufficient funds, frozen, unknown wallet and currency

@@ -67,11 +67,7 @@ import (
 func (s *Store) HoldItem(wallet, currency string, amount int64) types.TransactWriteItem {
 	checkHoldAmount(amount)
 	expr, err := expression.NewBuilder().
-		WithCondition(expression.And(
-			expression.AttributeExists(expression.Name("pk")),
-			expression.Name("status").Equal(expression.Value(WalletActive)),
-			expression.Name("balance").GreaterThanEqual(expression.Value(amount)),
-		)).
+		WithCondition(spendable(amount)).
 		WithUpdate(s.stamp(expression.
 			Set(expression.Name("balance"), expression.Name("balance").Minus(expression.Value(amount))).
 			Set(expression.Name("held"), expression.Name("held").Plus(expression.Value(amount))))).
