@@ -85,6 +85,15 @@ type Letter struct {
 	Data       []byte `dynamodbav:"data,omitempty"`
 	ReceivedAt string `dynamodbav:"received_at"`
 	ExpiresAt  int64  `dynamodbav:"expires_at"`
+	// Event is the original CloudEvent (structured JSON, every attribute
+	// and extension but Knative's knativeerror* ones) so that a replay
+	// posts the very event that failed, its signature included. Letters
+	// stored before it existed are rebuilt from the fields above.
+	Event []byte `dynamodbav:"event,omitempty"`
+	// Set by a replay (replay.go); a new failure of the same event stores
+	// the letter again without them.
+	ResolvedAt   string `dynamodbav:"resolved_at,omitempty"`
+	ResolvedNote string `dynamodbav:"resolved_note,omitempty"`
 }
 
 // Sink stores dead letters.
@@ -146,6 +155,7 @@ func (s *Sink) Handle(ctx context.Context, ev cloudevents.Event) (*cloudevents.E
 		Data:       data,
 		ReceivedAt: now.Format(time.RFC3339Nano),
 		ExpiresAt:  now.Add(retentionDays * 24 * time.Hour).Unix(),
+		Event:      originalEvent(ev),
 	}
 	item, err := attributevalue.MarshalMap(l)
 	if err != nil {
@@ -165,6 +175,15 @@ func (s *Sink) Handle(ctx context.Context, ev cloudevents.Event) (*cloudevents.E
 
 // List returns the dead letters received on a UTC day, oldest first.
 func (s *Sink) List(ctx context.Context, day time.Time) ([]Letter, error) {
+	return listDay(ctx, s.DB, s.Table, day)
+}
+
+// Querier is the read the listing needs.
+type Querier interface {
+	Query(ctx context.Context, in *dynamodb.QueryInput, opts ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error)
+}
+
+func listDay(ctx context.Context, db Querier, tableName string, day time.Time) ([]Letter, error) {
 	var all []Letter
 	for shard := range shards {
 		kc, err := expression.NewBuilder().WithKeyCondition(
@@ -174,10 +193,10 @@ func (s *Sink) List(ctx context.Context, day time.Time) ([]Letter, error) {
 		}
 		var start map[string]types.AttributeValue
 		for {
-			out, err := s.DB.Query(ctx, &dynamodb.QueryInput{
-				TableName: aws.String(s.Table), KeyConditionExpression: kc.KeyCondition(),
+			out, err := db.Query(ctx, &dynamodb.QueryInput{
+				TableName: aws.String(tableName), KeyConditionExpression: kc.KeyCondition(),
 				ExpressionAttributeNames: kc.Names(), ExpressionAttributeValues: kc.Values(),
-				ExclusiveStartKey: start,
+				ExclusiveStartKey: start, ConsistentRead: aws.Bool(true),
 			})
 			if err != nil {
 				return nil, table.Classify(err)

@@ -50,3 +50,69 @@ func TestStoresAndListsDeadLetters(t *testing.T) {
 		t.Errorf("stored data %q", got[0].Data)
 	}
 }
+
+// A letter read for a replay, then stored anew by the sink (the event
+// failed again) before the replay marks it: the mark is refused, the
+// letter stays unresolved.
+func TestResolveRefusesALetterStoredAgain(t *testing.T) {
+	db, name := ddbtest.New(t)
+	ctx := context.Background()
+	now := time.Date(2026, 11, 11, 8, 0, 0, 0, time.UTC)
+	sink := &deadletter.Sink{DB: db, Table: name, Now: func() time.Time { return now }}
+	store := &deadletter.Store{DB: db, Table: name}
+	ev := cloudevents.NewEvent()
+	ev.SetID("ev-1")
+	ev.SetSource("/sebelas/fraud")
+	ev.SetType("dev.sebelas.charge.screened")
+	ev.SetTime(now.Add(-time.Hour))
+	ev.SetExtension("knativeerrorcode", "503")
+	if _, err := sink.Handle(ctx, ev); err != nil {
+		t.Fatal(err)
+	}
+	list := func() []deadletter.Letter {
+		t.Helper()
+		ls, err := store.List(ctx, deadletter.Filter{From: now, To: now, Unresolved: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ls
+	}
+	read := list()
+	if len(read) != 1 {
+		t.Fatalf("%d letters", len(read))
+	}
+	now = now.Add(time.Second)
+	if _, err := sink.Handle(ctx, ev); err != nil {
+		t.Fatal(err)
+	}
+	got, err := store.Resolve(ctx, read[0], "test")
+	if err != nil || got != deadletter.DeadLetteredAgain {
+		t.Fatalf("resolve: %q, %v", got, err)
+	}
+	again := list()
+	if len(again) != 1 {
+		t.Fatalf("%d unresolved after the refused mark", len(again))
+	}
+	for _, want := range []deadletter.Resolution{deadletter.ResolvedNow, deadletter.AlreadyResolved} {
+		if got, err := store.Resolve(ctx, again[0], "test"); err != nil || got != want {
+			t.Errorf("resolve: %q, %v; want %q", got, err, want)
+		}
+	}
+	if n := len(list()); n != 0 {
+		t.Errorf("%d unresolved after the mark", n)
+	}
+}
+
+// FuzzLetterCloudEvent: the stored event of a letter is outside input (any
+// event the Broker could not deliver); rebuilding it must never panic.
+func FuzzLetterCloudEvent(f *testing.F) {
+	f.Add([]byte(`{"specversion":"1.0","id":"a","source":"/s","type":"t","data":{"x":1}}`), "ch-1", []byte(`{"a":1}`))
+	f.Add([]byte(`{"specversion":"0.3"}`), "", []byte{0xff})
+	f.Add([]byte{}, "x", []byte(nil))
+	f.Fuzz(func(t *testing.T, stored []byte, subject string, data []byte) {
+		l := deadletter.Letter{PK: "DL#2026-11-11#01", SK: "2026-11-11T00:00:00Z#/s#a", ID: "a", Source: "/s", Type: "t",
+			Subject: subject, Data: data, Event: stored}
+		_, _ = l.CloudEvent()
+		_ = l.Ref()
+	})
+}
