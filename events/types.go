@@ -182,15 +182,25 @@ type SettlementDue struct {
 
 // SettlementCompleted reports one merchant's settled day.
 type SettlementCompleted struct {
-	SettlementID string    `json:"settlement_id"`
-	MerchantID   string    `json:"merchant_id"`
-	Market       string    `json:"market"`
-	Currency     string    `json:"currency"`
-	BusinessDate string    `json:"business_date"`
-	ChargesCount int64     `json:"charges_count"`
-	ChargesTotal int64     `json:"charges_total"`
-	RefundsCount int64     `json:"refunds_count"`
-	RefundsTotal int64     `json:"refunds_total"`
-	Net          int64     `json:"net"`
-	At           time.Time `json:"at"`
+	SettlementID string `json:"settlement_id"`
+	MerchantID   string `json:"merchant_id"`
+	Market       string `json:"market"`
+	Currency     string `json:"currency"`
+	BusinessDate string `json:"business_date"`
+	ChargesCount int64  `json:"charges_count"`
+	ChargesTotal int64  `json:"charges_total"`
+	RefundsCount int64  `json:"refunds_count"`
+	RefundsTotal int64  `json:"refunds_total"`
+	// The late sums count again the units (included above) that were dated
+	// before business_date: they committed after their own day was
+	// settled, and are settled here.
+	LateChargesCount int64 `json:"late_charges_count"`
+	LateChargesTotal int64 `json:"late_charges_total"`
+	LateRefundsCount int64 `json:"late_refunds_count"`
+	LateRefundsTotal int64 `json:"late_refunds_total"`
+	Net              int64 `json:"net"`
+	// Version counts the batches settled into this settlement; a later
+	// version (late units) supersedes an earlier one.
+	Version int64     `json:"version"`
+	At      time.Time `json:"at"`
 }

@@ -73,20 +73,17 @@ func runSettleRun(ctx context.Context, args []string, stdout io.Writer) error {
 		mu.Lock()
 		defer mu.Unlock()
 		net += r.Net
-		verb := "settled "
-		if r.Replayed {
-			verb = "replayed"
-		}
 		f := func(v int64) string { return money.Amount{Minor: v, Currency: m.Currency}.String() }
-		fmt.Fprintf(stdout, "  %s %-40s charges %6d %-22s refunds %5d %-20s net %s\n", verb, r.MerchantID,
-			r.ChargesCount, f(r.ChargesTotal), r.RefundsCount, f(r.RefundsTotal), f(r.Net))
+		fmt.Fprintf(stdout, "  %s v%d %-40s charges %6d %-22s refunds %5d %-20s (late: %d charges, %d refunds) net %s\n",
+			r.SettlementID, r.Version, r.MerchantID, r.ChargesCount, f(r.ChargesTotal), r.RefundsCount,
+			f(r.RefundsTotal), r.LateChargesCount, r.LateRefundsCount, f(r.Net))
 		return nil
 	}
 	out, err := s.Run(ctx, m, *date, settle.RunOptions{Restart: true, OnMerchant: onMerchant})
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "pass %d: %d merchants, %d settled now, %d already settled, %d with nothing to settle; net %s\n",
-		out.Pass, out.Merchants, out.Settled, out.Replayed, out.Empty, money.Amount{Minor: net, Currency: m.Currency})
+	fmt.Fprintf(stdout, "pass %d: %d units settled now in %d transactions; %d settlements announced, their nets total %s\n",
+		out.Pass, out.Units, out.Batches, out.Announced, money.Amount{Minor: net, Currency: m.Currency})
 	return nil
 }

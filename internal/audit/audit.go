@@ -6,38 +6,38 @@
 //
 //	cash in  =  Σ balance      (kind balance: W#<wallet>/BAL#<cur>, spendable)
 //	          + Σ held         (the same items: set aside for a top-up in flight)
-//	          + unsettled charges   (Σ amount of succeeded charges whose merchant-day
-//	                                 has no settlement record yet)
-//	          − unsettled refunds   (Σ amount of succeeded refunds whose merchant-day
-//	                                 has no settlement record yet)
+//	          + unsettled charges   (Σ amount of succeeded charges without a settlement_id)
+//	          − unsettled refunds   (Σ amount of succeeded refunds without a settlement_id)
 //	          + Σ merchant balances (kind merchant_balance: MW#<merchant>/BAL#<cur>)
 //	          + captured top-ups    (Σ amount of kind topup, status succeeded: money
 //	                                 that left for the mobile operator)
 //
-// where cash in is Σ amount of kind cashin (K#<id>), and a merchant-day is
-// (merchant, local date, currency) as the charge or refund item carries it
-// and the settlement record S#<merchant>#<date>/<currency> names it. Every
-// money movement keeps it: a charge moves amount from a balance to the
-// unsettled charges; a refund moves it back to a balance and adds it to
-// the unsettled refunds; a settlement moves a merchant-day's charges minus
-// its refunds into the merchant's balance; a top-up holds, then captures
-// (out) or releases (back). Nothing else moves money.
+// where cash in is Σ amount of kind cashin (K#<id>). Every money movement
+// keeps it: a charge moves amount from a balance to the unsettled charges; a
+// refund moves it back to a balance and adds it to the unsettled refunds;
+// settlement marks units settled and moves their net into the merchant's
+// balance in the same transaction (internal/settle); a top-up holds, then
+// captures (out) or releases (back). Nothing else moves money.
 //
 // The other checks:
-//   - no balance, held amount or merchant balance below zero (a negative
-//     merchant balance is a merchant that owes refunds: settlements ran out
-//     of date order or a payout overdrew it; either needs a person);
+//   - no balance or held amount below zero; a negative merchant balance is
+//     reported too (a merchant that owes refunds of settled charges: a
+//     person follows it up);
 //   - every charge: 0 <= refunded <= amount, nothing refunded of a declined
 //     charge, and refunded = Σ its succeeded refunds (each in its currency,
 //     for its merchant);
-//   - every settlement equals the sum of its merchant-day's items (counts,
-//     totals, net = charges − refunds, in its market's currency), and a
-//     merchant's balance equals the sum of its settlements' nets;
+//   - every succeeded charge and refund is either settled (settlement_id) or
+//     in the unsettled index (gsi1pk UN#...), never both and never neither:
+//     a unit in neither would never be paid;
+//   - every settlement equals the sum of the units marked with its id
+//     (counts, totals, the late ones dated before its business date, net =
+//     charges − refunds, in its market's currency), and a merchant's balance
+//     equals the sum of its settlements' nets;
 //   - Σ held = Σ amount of top-ups held or pending (ledger/hold.go).
 //
 // The scan is not a snapshot: run it when nothing is moving (after a load
 // test has drained, or in a maintenance window). Memory grows with the
-// merchant-days and with the charges that were refunded or declined, not
+// settlements and with the charges that were refunded or declined, not
 // with every charge.
 package audit
 
@@ -82,6 +82,7 @@ const (
 	CheckNegativeBalance = "negative_balance"
 	CheckRefundedCharge  = "refunded_within_charge"
 	CheckSettlementSum   = "settlement_equals_items"
+	CheckUnitIndexed     = "unit_settled_or_indexed"
 	CheckMerchantBalance = "merchant_balance_equals_settlements"
 	CheckHeld            = "held_equals_topups_in_flight"
 	CheckUnreadable      = "unreadable_item"
@@ -179,7 +180,7 @@ func (r Report) Write(w io.Writer) error {
 			f(t.MerchantBalances), f(t.CapturedTopups), status)
 	}
 	if r.OK() {
-		b.WriteString("\nchecks: conservation, no negative balance, refunded <= charged, settlements = their items, merchant balances = their settlements, held = top-ups in flight\nresult: OK\n")
+		b.WriteString("\nchecks: conservation, no negative balance, refunded <= charged, every unit settled or indexed, settlements = their units, merchant balances = their settlements, held = top-ups in flight\nresult: OK\n")
 	} else {
 		fmt.Fprintf(&b, "\nVIOLATIONS: %d", r.ViolationsTotal)
 		if r.ViolationsTotal > len(r.Violations) {
@@ -246,23 +247,33 @@ func Run(ctx context.Context, db Scanner, tableName string, opts Options) (Repor
 	return a.Report(), nil
 }
 
-// dayKey is a merchant-day in a currency.
-type dayKey struct{ Merchant, Date, Currency string }
+// unsettledIndexPrefix is the gsi1pk prefix of a unit not yet settled
+// (ledger/unsettled.go).
+const unsettledIndexPrefix = "UN#"
 
-type sums struct{ Charges, ChargesTotal, Refunds, RefundsTotal int64 }
+// sums are the units marked settled into one settlement.
+type sums struct {
+	Currency, Merchant                                           string
+	Charges, ChargesTotal, Refunds, RefundsTotal                 int64
+	LateCharges, LateChargesTotal, LateRefunds, LateRefundsTotal int64
+}
 
 type settlementView struct {
-	Kind         string `dynamodbav:"kind"`
-	SettlementID string `dynamodbav:"settlement_id"`
-	MerchantID   string `dynamodbav:"merchant_id"`
-	Market       string `dynamodbav:"market"`
-	Currency     string `dynamodbav:"currency"`
-	BusinessDate string `dynamodbav:"business_date"`
-	ChargesCount int64  `dynamodbav:"charges_count"`
-	ChargesTotal int64  `dynamodbav:"charges_total"`
-	RefundsCount int64  `dynamodbav:"refunds_count"`
-	RefundsTotal int64  `dynamodbav:"refunds_total"`
-	Net          int64  `dynamodbav:"net"`
+	Kind             string `dynamodbav:"kind"`
+	SettlementID     string `dynamodbav:"settlement_id"`
+	MerchantID       string `dynamodbav:"merchant_id"`
+	Market           string `dynamodbav:"market"`
+	Currency         string `dynamodbav:"currency"`
+	BusinessDate     string `dynamodbav:"business_date"`
+	ChargesCount     int64  `dynamodbav:"charges_count"`
+	ChargesTotal     int64  `dynamodbav:"charges_total"`
+	RefundsCount     int64  `dynamodbav:"refunds_count"`
+	RefundsTotal     int64  `dynamodbav:"refunds_total"`
+	LateChargesCount int64  `dynamodbav:"late_charges_count"`
+	LateChargesTotal int64  `dynamodbav:"late_charges_total"`
+	LateRefundsCount int64  `dynamodbav:"late_refunds_count"`
+	LateRefundsTotal int64  `dynamodbav:"late_refunds_total"`
+	Net              int64  `dynamodbav:"net"`
 }
 
 // view is every attribute the audit reads, whatever the kind; each kind
@@ -280,6 +291,9 @@ type view struct {
 	ChargeID   string `dynamodbav:"charge_id"` // a charge's own id, or a refund's charge
 	MerchantID string `dynamodbav:"merchant_id"`
 	LocalDate  string `dynamodbav:"local_date"`
+	// A unit's settlement, or its place in the unsettled index.
+	SettlementID string `dynamodbav:"settlement_id"`
+	GSI1PK       string `dynamodbav:"gsi1pk"`
 }
 
 // chargeNote is what is kept of a charge that was refunded or declined.
@@ -302,8 +316,8 @@ type Auditor struct {
 	items       int64
 	byKind      map[string]int64
 	totals      map[string]*Totals
-	days        map[dayKey]*sums
-	settlements map[dayKey]settlementView
+	settled     map[string]*sums // settlement_id -> its units
+	settlements map[string]settlementView
 	merchants   map[[2]string]int64 // (merchant, currency) -> balance
 	charges     map[string]chargeNote
 	refunds     map[string]*refundSum
@@ -315,8 +329,8 @@ type Auditor struct {
 
 // New returns an empty Auditor.
 func New() *Auditor {
-	return &Auditor{byKind: map[string]int64{}, totals: map[string]*Totals{}, days: map[dayKey]*sums{},
-		settlements: map[dayKey]settlementView{}, merchants: map[[2]string]int64{},
+	return &Auditor{byKind: map[string]int64{}, totals: map[string]*Totals{}, settled: map[string]*sums{},
+		settlements: map[string]settlementView{}, merchants: map[[2]string]int64{},
 		charges: map[string]chargeNote{}, refunds: map[string]*refundSum{}, inFlight: map[string]int64{}}
 }
 
@@ -336,13 +350,53 @@ func (a *Auditor) totalsOf(currency string) *Totals {
 	return t
 }
 
-func (a *Auditor) day(k dayKey) *sums {
-	s := a.days[k]
-	if s == nil {
-		s = &sums{}
-		a.days[k] = s
+// unit books one succeeded charge or refund: into its settlement's sums
+// when it is settled, into the currency's unsettled sums when not.
+func (a *Auditor) unit(subject string, v view, refund bool) {
+	indexed := strings.HasPrefix(v.GSI1PK, unsettledIndexPrefix)
+	switch {
+	case v.SettlementID != "" && indexed:
+		a.violate(CheckUnitIndexed, subject, "settled into %s and still in the unsettled index", v.SettlementID)
+	case v.SettlementID == "" && !indexed:
+		a.violate(CheckUnitIndexed, subject, "neither settled nor in the unsettled index (gsi1pk %q): it would never be paid", v.GSI1PK)
 	}
-	return s
+	if v.SettlementID == "" {
+		t := a.totalsOf(v.Currency)
+		if refund {
+			t.UnsettledRefunds += v.Amount
+		} else {
+			t.UnsettledCharges += v.Amount
+		}
+		return
+	}
+	s := a.settled[v.SettlementID]
+	if s == nil {
+		s = &sums{Currency: v.Currency, Merchant: v.MerchantID}
+		a.settled[v.SettlementID] = s
+	}
+	if s.Currency != v.Currency || s.Merchant != v.MerchantID {
+		a.violate(CheckSettlementSum, subject, "%s for %s settled into %s, which has units in %s for %s", v.Currency, v.MerchantID, v.SettlementID, s.Currency, s.Merchant)
+	}
+	// The settlement's business date is in its id, so the late sums need
+	// no memory of the units.
+	date, _ := settle.SettlementDate(v.SettlementID)
+	late := v.LocalDate < date
+	switch {
+	case refund:
+		s.Refunds++
+		s.RefundsTotal += v.Amount
+		if late {
+			s.LateRefunds++
+			s.LateRefundsTotal += v.Amount
+		}
+	default:
+		s.Charges++
+		s.ChargesTotal += v.Amount
+		if late {
+			s.LateCharges++
+			s.LateChargesTotal += v.Amount
+		}
+	}
 }
 
 // Add takes one item as scanned.
@@ -379,9 +433,7 @@ func (a *Auditor) Add(item map[string]types.AttributeValue) {
 		if v.Status != ledger.RefundSucceeded {
 			return // a rejection moved nothing
 		}
-		s := a.day(dayKey{v.MerchantID, v.LocalDate, v.Currency})
-		s.Refunds++
-		s.RefundsTotal += v.Amount
+		a.unit(subject, v, true)
 		r := a.refunds[v.ChargeID]
 		if r == nil {
 			r = &refundSum{Currencies: map[string]bool{}, Merchants: map[string]bool{}}
@@ -396,7 +448,7 @@ func (a *Auditor) Add(item map[string]types.AttributeValue) {
 			a.violate(CheckUnreadable, subject, "%v", err)
 			return
 		}
-		a.settlements[dayKey{sv.MerchantID, sv.BusinessDate, sv.Currency}] = sv
+		a.settlements[sv.SettlementID] = sv
 	case settle.KindMerchantBalance:
 		a.totalsOf(v.Currency).MerchantBalances += v.Balance
 		a.merchants[[2]string{v.MerchantID, v.Currency}] += v.Balance
@@ -424,9 +476,7 @@ func (a *Auditor) addCharge(subject string, v view) {
 		a.charges[v.ChargeID] = chargeNote{Status: v.Status, Currency: v.Currency, Merchant: v.MerchantID, Amount: v.Amount, Refunded: v.Refunded}
 		return
 	}
-	s := a.day(dayKey{v.MerchantID, v.LocalDate, v.Currency})
-	s.Charges++
-	s.ChargesTotal += v.Amount
+	a.unit(subject, v, false)
 	if v.Refunded != 0 {
 		a.charges[v.ChargeID] = chargeNote{Status: v.Status, Currency: v.Currency, Merchant: v.MerchantID, Amount: v.Amount, Refunded: v.Refunded}
 	}
@@ -465,18 +515,27 @@ func (a *Auditor) Report() Report {
 		}
 	}
 
-	// Settlements against their merchant-days; the rest is unsettled.
+	// Settlements against the units marked with their ids.
 	settledNet := map[[2]string]int64{}
-	for k, sv := range a.settlements {
-		subject := fmt.Sprintf("S#%s#%s/%s", k.Merchant, k.Date, k.Currency)
-		s := a.days[k]
+	for id, sv := range a.settlements {
+		subject := fmt.Sprintf("S#%s#%s/%s", sv.MerchantID, sv.BusinessDate, sv.Currency)
+		s := a.settled[id]
 		if s == nil {
 			s = &sums{}
 		}
-		got := sums{sv.ChargesCount, sv.ChargesTotal, sv.RefundsCount, sv.RefundsTotal}
-		if got != *s {
-			a.violate(CheckSettlementSum, subject, "records %d charges %d, %d refunds %d; the items are %d charges %d, %d refunds %d",
-				got.Charges, got.ChargesTotal, got.Refunds, got.RefundsTotal, s.Charges, s.ChargesTotal, s.Refunds, s.RefundsTotal)
+		want := settlementView{ChargesCount: s.Charges, ChargesTotal: s.ChargesTotal, RefundsCount: s.Refunds, RefundsTotal: s.RefundsTotal,
+			LateChargesCount: s.LateCharges, LateChargesTotal: s.LateChargesTotal, LateRefundsCount: s.LateRefunds, LateRefundsTotal: s.LateRefundsTotal}
+		if date, ok := settle.SettlementDate(id); !ok || date != sv.BusinessDate {
+			a.violate(CheckSettlementSum, subject, "id %s does not name business date %s", id, sv.BusinessDate)
+		}
+		got := settlementView{ChargesCount: sv.ChargesCount, ChargesTotal: sv.ChargesTotal, RefundsCount: sv.RefundsCount,
+			RefundsTotal: sv.RefundsTotal, LateChargesCount: sv.LateChargesCount, LateChargesTotal: sv.LateChargesTotal,
+			LateRefundsCount: sv.LateRefundsCount, LateRefundsTotal: sv.LateRefundsTotal}
+		if got != want {
+			a.violate(CheckSettlementSum, subject, "records %+v; its units are %+v", got, want)
+		}
+		if s.Charges+s.Refunds > 0 && (s.Currency != sv.Currency || s.Merchant != sv.MerchantID) {
+			a.violate(CheckSettlementSum, subject, "units in %s for %s", s.Currency, s.Merchant)
 		}
 		if sv.Net != sv.ChargesTotal-sv.RefundsTotal {
 			a.violate(CheckSettlementSum, subject, "net %d is not %d - %d", sv.Net, sv.ChargesTotal, sv.RefundsTotal)
@@ -484,15 +543,12 @@ func (a *Auditor) Report() Report {
 		if m, err := market.ByCode(sv.Market); err != nil || string(m.Currency) != sv.Currency {
 			a.violate(CheckSettlementSum, subject, "market %q does not settle in %s", sv.Market, sv.Currency)
 		}
-		settledNet[[2]string{k.Merchant, k.Currency}] += sv.Net
+		settledNet[[2]string{sv.MerchantID, sv.Currency}] += sv.Net
 	}
-	for k, s := range a.days {
-		if _, ok := a.settlements[k]; ok {
-			continue
+	for id, s := range a.settled {
+		if _, ok := a.settlements[id]; !ok {
+			a.violate(CheckSettlementSum, id, "%d charges and %d refunds marked settled into a settlement that does not exist", s.Charges, s.Refunds)
 		}
-		t := a.totalsOf(k.Currency)
-		t.UnsettledCharges += s.ChargesTotal
-		t.UnsettledRefunds += s.RefundsTotal
 	}
 	for k, net := range settledNet {
 		if got := a.merchants[k]; got != net {

@@ -174,7 +174,7 @@ type Phase struct {
 	TableCU    map[string]float64
 	IndexCU    map[string]float64
 	Keys       []KeyStat
-	Flagships  []Flagship
+	IndexShards []IndexShards
 	// Meter is table.Meter's count (raw ceiling only: the functions'
 	// clients are theirs).
 	Meter *table.MeterSnapshot
@@ -209,8 +209,6 @@ type Result struct {
 	Autoscale []FunctionSim
 	AutoErr   string
 	NotBuilt  []string
-
-	marks map[markKey]float64 // firstSaleMarks, memoized
 }
 
 // Ratio is (b)/(a): the full path's throughput over the raw ceiling's.

@@ -1,13 +1,10 @@
 package bench
 
 import (
-	"fmt"
-	"math"
 	"sort"
 	"strings"
 
 	"github.com/sebelas/sebelas/internal/burst"
-	"github.com/sebelas/sebelas/internal/ledger"
 )
 
 // PartitionWritesMax is DynamoDB's documented ceiling for one partition:
@@ -41,8 +38,7 @@ type KeyStat struct {
 const (
 	classCharge      = "charge item"
 	classBalance     = "payer balance"
-	classMerchantGSI = "merchant-day shard (GSI)"
-	classMarkIndex   = "merchant-day index"
+	classUnsettledGSI = "unsettled index shard (GSI)"
 	classVelocity    = "velocity counter"
 	classDevice      = "device counter"
 	classOther       = "other"
@@ -50,14 +46,12 @@ const (
 
 func keyClass(key string, index bool) string {
 	switch {
-	case index && strings.HasPrefix(key, "M#"):
-		return classMerchantGSI
+	case index && strings.HasPrefix(key, "UN#"):
+		return classUnsettledGSI
 	case strings.HasPrefix(key, "C#"):
 		return classCharge
 	case strings.HasPrefix(key, "W#"):
 		return classBalance
-	case strings.HasPrefix(key, "MD#"):
-		return classMarkIndex
 	case strings.HasPrefix(key, "VD#"):
 		return classDevice
 	case strings.HasPrefix(key, "V#"):
@@ -120,7 +114,7 @@ func (r *Result) keyStats(d *phaseDDB, ph *Phase) []KeyStat {
 	for i := range all {
 		r.project(&all[i], charges, payerWrites, payerKeys, chargeSim)
 	}
-	ph.Flagships = flagships(all, p, charges)
+	ph.IndexShards = indexShards(all, p, charges)
 	sort.Slice(all, func(i, j int) bool {
 		if all[i].PeakPerSec != all[j].PeakPerSec {
 			return all[i].PeakPerSec > all[j].PeakPerSec
@@ -222,24 +216,6 @@ func (r *Result) project(ks *KeyStat, charges, payerWrites, payerKeys map[string
 		}
 		both(func(mult float64) float64 { return realCharges(mult) / active * skew })
 		ks.Basis = "charges / active payers x this key's skew over the local average one"
-	case classMarkIndex:
-		// Written once per merchant-day per process (ledger/merchantday.go),
-		// not per charge: at midnight, each merchant's first sale on each
-		// charge pod.
-		if i >= 0 && chargeSim != nil {
-			both(func(mult float64) float64 {
-				k := markKey{i, mult}
-				if v, ok := r.marks[k]; ok {
-					return v
-				}
-				if r.marks == nil {
-					r.marks = map[markKey]float64{}
-				}
-				r.marks[k] = firstSaleMarks(p, i, realCharges(mult), chargeSim)
-				return r.marks[k]
-			})
-		}
-		ks.Basis = fmt.Sprintf("expected first sales per (merchant, charge pod) in the first %d s: the market's real merchants, Zipf-skewed, on the pods its charges need; / shards", markWindowSec)
 	default:
 		// A share of the market's charges, carried to the real volume.
 		if local > 0 {
@@ -250,15 +226,15 @@ func (r *Result) project(ks *KeyStat, charges, payerWrites, payerKeys map[string
 	}
 }
 
-// Flagship is one market's flagship store in the merchant-day index: its
-// shards together are what one partition would take without
-// ledger.MerchantDayShards.
-type Flagship struct {
+// IndexShards is one market's unsettled index (ledger.UnsettledShards GSI
+// partitions, ledger/unsettled.go): what its busiest shard takes, and what
+// one unsharded partition would take.
+type IndexShards struct {
 	Market string
 	Shards int   // shards written
 	Writes int64 // index writes, all shards
-	// Share is the flagship's share of the market's local charges.
-	Share float64
+	// PerCharge is the index writes per local charge.
+	PerCharge float64
 	// Unsharded and UnshardedMax are the projected writes/s of a single
 	// unsharded partition; Busiest and BusiestMax those of its busiest
 	// shard.
@@ -266,13 +242,13 @@ type Flagship struct {
 	Busiest, BusiestMax     float64
 }
 
-func flagships(all []KeyStat, p burst.Profile, charges map[string]float64) []Flagship {
-	var out []Flagship
+func indexShards(all []KeyStat, p burst.Profile, charges map[string]float64) []IndexShards {
+	var out []IndexShards
 	for i, m := range p.Markets {
-		prefix := "M#" + burst.MerchantID(m.Code, 0) + "#"
-		f := Flagship{Market: m.Code}
+		prefix := "UN#" + m.Code + "#"
+		f := IndexShards{Market: m.Code}
 		for _, ks := range all {
-			if ks.Class != classMerchantGSI || !strings.HasPrefix(ks.Key, prefix) {
+			if ks.Class != classUnsettledGSI || !strings.HasPrefix(ks.Key, prefix) {
 				continue
 			}
 			f.Shards++
@@ -283,50 +259,11 @@ func flagships(all []KeyStat, p burst.Profile, charges map[string]float64) []Fla
 		if f.Shards == 0 || charges[m.Code] == 0 {
 			continue
 		}
-		f.Share = float64(f.Writes) / charges[m.Code]
+		f.PerCharge = float64(f.Writes) / charges[m.Code]
 		rate := p.KindPeakRate(i, burst.KindCharge)
-		f.Unsharded = f.Share * rate
-		f.UnshardedMax = f.Share * rate / p.Markets[i].Multiplier * burst.PeakMultiplierMax
+		f.Unsharded = f.PerCharge * rate
+		f.UnshardedMax = f.PerCharge * rate / p.Markets[i].Multiplier * burst.PeakMultiplierMax
 		out = append(out, f)
 	}
 	return out
-}
-
-// markKey memoizes firstSaleMarks per market and multiplier.
-type markKey struct {
-	market int
-	mult   float64
-}
-
-// markWindowSec is the window over which first-sale marks are projected:
-// the first minute after a midnight, when every pod meets its merchants.
-const markWindowSec = 60
-
-// firstSaleMarks is the expected write rate of one shard of the ledger's
-// merchant-day index of market i in the first minute after its midnight,
-// at rate charges/s: each of the market's real merchants is marked once per
-// charge pod, at its first sale there. The merchant of rank r sells at
-// rate x share(r) (the flagship at its midnight share, the rest by Zipf),
-// spread over the pods the charges need (rate x service time / target
-// value), so it has sold on a given pod within T seconds with probability
-// 1 - exp(-rate x share(r) / pods x T). The marks spread over the shards.
-func firstSaleMarks(p burst.Profile, i int, rate float64, sim *FunctionSim) float64 {
-	pods := math.Max(1, math.Ceil(rate*sim.ServiceTime.Seconds()/sim.Settings.TargetValue()))
-	if sim.Settings.MaxScale > 0 {
-		pods = math.Min(pods, float64(sim.Settings.MaxScale))
-	}
-	n := int(p.Markets[i].ActiveMerchants)
-	flagship := p.FlagshipShare(i, p.Midnight(i))
-	// Zipf weights of ranks 2..n, normalised to the non-flagship share.
-	sum := 0.0
-	for r := 2; r <= n; r++ {
-		sum += math.Pow(float64(r), -p.ZipfExponent)
-	}
-	const t = markWindowSec
-	marks := pods * -math.Expm1(-rate*flagship/pods*t)
-	for r := 2; r <= n; r++ {
-		share := (1 - flagship) * math.Pow(float64(r), -p.ZipfExponent) / sum
-		marks += pods * -math.Expm1(-rate*share/pods*t)
-	}
-	return marks / ledger.ActiveMerchantShards / t
 }

@@ -47,8 +47,9 @@ type chargeItem struct {
 	Hash        string `dynamodbav:"payload_hash"`
 	CreatedAt   string `dynamodbav:"created_at"`
 	LocalDate   string `dynamodbav:"local_date,omitempty"`
-	// Only succeeded charges carry the GSI keys: declines are never
-	// settled, and not indexing them saves a GSI write.
+	// Only succeeded charges carry the GSI keys, and only until they are
+	// settled (unsettled.go): declines are never settled, and not indexing
+	// them saves a GSI write.
 	GSI1PK string `dynamodbav:"gsi1pk,omitempty"`
 	GSI1SK string `dynamodbav:"gsi1sk,omitempty"`
 }
@@ -114,8 +115,8 @@ func (s *Store) newChargeItem(req events.ChargeRequested, status, reason, detail
 		// The merchant's day is the market's local day at the moment the
 		// money moved, so settlement after local midnight sees it.
 		it.LocalDate = m.LocalDate(now)
-		it.GSI1PK = MerchantDayShard(req.MerchantID, it.LocalDate, shardOf(req.ChargeID))
-		it.GSI1SK = chargePrefix + req.ChargeID
+		it.GSI1PK = UnsettledPK(m.Code, unitShard(req.ChargeID))
+		it.GSI1SK = unsettledSK(it.LocalDate, req.MerchantID, UnitCharge, req.ChargeID)
 	}
 	return it, nil
 }
@@ -135,11 +136,6 @@ func (s *Store) Charge(ctx context.Context, req events.ChargeRequested, limits m
 	}
 	it, err := s.newChargeItem(req, ChargeSucceeded, "", "")
 	if err != nil {
-		return ChargeOutcome{}, err
-	}
-	// Index the merchant-day for settlement before money moves, with the
-	// very date the charge item carries (merchantday.go).
-	if err := s.MarkMerchantDay(ctx, req.Currency, req.MerchantID, it.LocalDate); err != nil {
 		return ChargeOutcome{}, err
 	}
 	item, err := attributevalue.MarshalMap(it)

@@ -36,9 +36,6 @@ type Store struct {
 	db    DB
 	table string
 	now   func() time.Time
-	// marks remembers the merchant-days this process has indexed
-	// (merchantday.go); its zero value is ready.
-	marks markCache
 	// refunding lets refunds of one charge take turns (refund.go).
 	refunding chargeLocks
 }

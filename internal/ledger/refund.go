@@ -221,23 +221,15 @@ func (s *Store) Refund(ctx context.Context, req events.RefundRequested) (RefundO
 	if err != nil {
 		return RefundOutcome{}, fault.Transient("corrupt_charge", err) // a stored charge always has a market
 	}
-	// One date for every round: the refund item and the index item must
-	// name the same merchant-day.
+	// One date for every round, the market's local day when the money moves.
 	date := m.LocalDate(now)
-	marked := false
 	seen := c.Refunded
 	for attempt := range refundAttemptsMax {
 		if req.Amount > c.Amount-seen {
 			return s.rejectRefund(ctx, req, c, seen, events.ReasonRefundExceedsCharge,
 				fmt.Sprintf("charge %s %d, already refunded %d", c.Currency, c.Amount, seen), now)
 		}
-		if !marked {
-			if err := s.MarkMerchantDay(ctx, c.Currency, c.MerchantID, date); err != nil {
-				return RefundOutcome{}, err
-			}
-			marked = true
-		}
-		out, next, err := s.commitRefund(ctx, req, c, seen, date, now)
+		out, next, err := s.commitRefund(ctx, req, c, m.Code, seen, date, now)
 		if err != nil || next == nil {
 			return out, err
 		}
@@ -280,7 +272,7 @@ func pause(ctx context.Context, attempt int) error {
 // commitRefund makes one round of the refund transaction. It returns the
 // outcome, or next != nil with the charge's refunded total to try again
 // with.
-func (s *Store) commitRefund(ctx context.Context, req events.RefundRequested, c chargeItem, seen int64, date string, now time.Time) (RefundOutcome, *int64, error) {
+func (s *Store) commitRefund(ctx context.Context, req events.RefundRequested, c chargeItem, marketCode string, seen int64, date string, now time.Time) (RefundOutcome, *int64, error) {
 	total := seen + req.Amount
 	it := refundItem{
 		PK: refundPrefix + req.RefundID, SK: refundSK, Kind: KindRefund,
@@ -288,8 +280,8 @@ func (s *Store) commitRefund(ctx context.Context, req events.RefundRequested, c 
 		MerchantID: c.MerchantID, Payer: c.Payer, Amount: req.Amount, Currency: c.Currency,
 		Status: RefundSucceeded, RequestReason: req.Reason, RefundedTotal: total,
 		Hash: RefundHash(req), CreatedAt: now.Format(time.RFC3339Nano), LocalDate: date,
-		GSI1PK: MerchantDayShard(c.MerchantID, date, shardOf(req.RefundID)),
-		GSI1SK: refundPrefix + req.RefundID,
+		GSI1PK: UnsettledPK(marketCode, unitShard(req.RefundID)),
+		GSI1SK: unsettledSK(date, c.MerchantID, UnitRefund, req.RefundID),
 	}
 	item, err := attributevalue.MarshalMap(it)
 	if err != nil {

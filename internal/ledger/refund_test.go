@@ -4,14 +4,13 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 
@@ -342,36 +341,49 @@ func TestConcurrentRefundsOfMixedAmounts(t *testing.T) {
 	}
 }
 
-// TestMerchantDayIndexedWithTheDateOfTheMoney: a charge and a refund index
-// their merchant on the local day their items carry.
-func TestMerchantDayIndexedWithTheDateOfTheMoney(t *testing.T) {
+// TestUnitsIndexedWithTheDateOfTheMoney: a charge and a refund enter the
+// unsettled index on the local day their items carry, and a decline never
+// does.
+func TestUnitsIndexedWithTheDateOfTheMoney(t *testing.T) {
 	ctx := context.Background()
 	// 16:59:59 UTC is 23:59:59 in Jakarta.
-	s, db, name, clk := newClockedStore(t, time.Date(2026, 11, 10, 16, 59, 59, 0, time.UTC))
+	s, _, _, clk := newClockedStore(t, time.Date(2026, 11, 10, 16, 59, 59, 0, time.UTC))
 	fund(t, s, "w-fajar", 1_000_000, money.IDR)
 	req := chargeReq("ch-mid", "w-fajar", 100_000, "IDR")
 	req.MerchantID = "m-jkt"
 	if out, err := s.Charge(ctx, req, money.DefaultLimits()); err != nil || out.Status != ledger.ChargeSucceeded {
 		t.Fatalf("charge = %+v, %v", out, err)
 	}
+	broke := chargeReq("ch-broke", "w-fajar", 5_000_000, "IDR")
+	if out, err := s.Charge(ctx, broke, money.DefaultLimits()); err != nil || out.Status != ledger.ChargeDeclined {
+		t.Fatalf("charge = %+v, %v", out, err)
+	}
 	clk.Advance(2 * time.Second) // 00:00:01 on the 11th in Jakarta
 	if out, err := s.Refund(ctx, refundReq("rf-mid", "ch-mid", 10_000)); err != nil || out.Status != ledger.RefundSucceeded {
 		t.Fatalf("refund = %+v, %v", out, err)
 	}
-	c, _, _ := s.GetCharge(ctx, "ch-mid")
-	r, _, _ := s.GetRefund(ctx, "rf-mid")
-	if c.LocalDate != "2026-11-10" || r.LocalDate != "2026-11-11" {
-		t.Fatalf("charge day %s, refund day %s; want 2026-11-10 and 2026-11-11", c.LocalDate, r.LocalDate)
+	got := map[string]string{}
+	for through, want := range map[string]int{"2026-11-09": 0, "2026-11-10": 1, "2026-11-11": 2} {
+		n := 0
+		for shard := range ledger.UnsettledShards {
+			page, err := s.UnsettledUnits(ctx, "ID", shard, through, nil, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, u := range page.Units {
+				n++
+				got[u.Kind+" "+u.ID] = u.BusinessDate + " " + u.MerchantID + " " + u.Currency + " " + strconv.FormatInt(u.Amount, 10)
+			}
+		}
+		if n != want {
+			t.Errorf("units through %s = %d, want %d", through, n, want)
+		}
 	}
-	for _, date := range []string{"2026-11-10", "2026-11-11"} {
-		pk := ledger.ActiveMerchantsPK("ID", date, ledger.ActiveMerchantShard("m-jkt"))
-		out, err := db.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(name), ConsistentRead: aws.Bool(true),
-			Key: map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: pk}, "sk": &types.AttributeValueMemberS{Value: "m-jkt"}}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(out.Item) == 0 {
-			t.Errorf("m-jkt not indexed as active in ID on %s", date)
-		}
+	want := map[string]string{
+		"C ch-mid": "2026-11-10 m-jkt IDR 100000",
+		"R rf-mid": "2026-11-11 m-jkt IDR 10000",
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("unsettled units (-want +got):\n%s", diff)
 	}
 }

@@ -194,9 +194,6 @@ func (s *Store) approveReviewed(ctx context.Context, req events.ChargeRequested,
 	if err != nil {
 		return ChargeOutcome{}, false, err
 	}
-	if err := s.MarkMerchantDay(ctx, req.Currency, req.MerchantID, it.LocalDate); err != nil {
-		return ChargeOutcome{}, false, err
-	}
 	settle, err := expression.NewBuilder().WithCondition(inReview()).WithUpdate(expression.
 		Set(expression.Name("status"), expression.Value(ChargeSucceeded)).
 		Set(expression.Name("local_date"), expression.Value(it.LocalDate)).

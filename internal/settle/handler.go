@@ -58,18 +58,20 @@ type Publisher interface {
 // Why publish rather than reply: a Knative reply is ONE event, and a
 // market-day has one settlement.completed per merchant, which the schema and
 // the consumers (payouts, merchant statements) want per merchant. So each
-// settled merchant's event is published to the Broker (K_SINK) before the
-// run's cursor passes it, with an id derived from the settlement id: a
-// resumed or repeated run publishes the same event again and consumers that
-// dedupe on source+id see it once. The reply slot carries a continuation
+// settlement with a new version is published to the Broker (K_SINK) before
+// its outbox entry is removed, with an id derived from the settlement id and
+// version: a resumed or repeated run publishes the same event again and
+// consumers that dedupe on source+id see it once. The reply slot carries a continuation
 // instead: when the delivery's budget runs out before the day is done, the
 // reply is a settlement.due for the same market and business date, which the
 // settle-settlement-due Trigger brings back with a fresh retry budget, and
 // the run resumes at its checkpoint. Done, the reply is empty.
 //
-// A settlement.due for a day whose run is done changes nothing (a second
-// tick, a redelivery); the operator's re-run of a day is `sebelas settle
-// run`, which starts a new pass over it (settle.RunOptions.Restart).
+// A settlement.due for a day whose run is done moves no money (a second
+// tick, a redelivery, a forged tick: whoever sends it, a run only settles
+// units of closed days that are due anyway, each once, in bounded work per
+// delivery); the operator's re-run of a day is `sebelas settle run`, which
+// starts a new pass over it (settle.RunOptions.Restart).
 type Handler struct {
 	Store     *Store
 	Publisher Publisher
@@ -126,8 +128,8 @@ func (h *Handler) Handle(ctx context.Context, ev cloudevents.Event) (*cloudevent
 	})
 	if h.Log != nil {
 		h.Log.Info("settlement", "market", m.Code, "business_date", date, "pass", out.Pass, "done", out.Done,
-			"already_done", out.AlreadyDone, "settled", out.Settled, "replayed", out.Replayed,
-			"empty", out.Empty, "merchants", out.Merchants, "err", err)
+			"already_done", out.AlreadyDone, "shard", out.Shard, "units", out.Units, "batches", out.Batches,
+			"announced", out.Announced, "err", err)
 	}
 	if err != nil {
 		return nil, err
@@ -156,14 +158,16 @@ func (h *Handler) publish(ctx context.Context, r Result) error {
 	return h.Publisher.Publish(ctx, ev)
 }
 
-// CompletedEvent is a merchant's settlement.completed, with the same id
-// every time it is built for that settlement.
+// CompletedEvent is a merchant's settlement.completed as of one version,
+// with the same id every time it is built for that version: a settlement
+// that late units add to is announced again, as a new event whose totals
+// include them.
 func CompletedEvent(r Result) (cloudevents.Event, error) {
 	ev, err := events.NewEvent(events.TypeSettlementCompleted, Source, r.Completed())
 	if err != nil {
 		return ev, fmt.Errorf("build settlement.completed: %w", err)
 	}
-	ev.SetID(events.ResultID(r.SettlementID, events.TypeSettlementCompleted))
+	ev.SetID(events.ResultID(versionID(r), events.TypeSettlementCompleted))
 	ev.SetTime(r.At)
 	ev.SetSubject(r.SettlementID)
 	return ev, nil

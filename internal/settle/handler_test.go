@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -78,7 +79,7 @@ func completedOf(t *testing.T, evs []cloudevents.Event) map[string]events.Settle
 		if err := events.Decode(ev, &c); err != nil {
 			t.Fatalf("published event does not decode: %v", err)
 		}
-		if want := events.ResultID(c.SettlementID, events.TypeSettlementCompleted); ev.ID() != want {
+		if want := events.ResultID(c.SettlementID+"."+strconv.FormatInt(c.Version, 10), events.TypeSettlementCompleted); ev.ID() != want {
 			t.Errorf("event id %s, want %s derived from the settlement", ev.ID(), want)
 		}
 		c.At = time.Time{}
@@ -106,12 +107,12 @@ func TestTickSettlesYesterdayAndPublishesPerMerchant(t *testing.T) {
 		t.Fatalf("tick: reply %v, err %v; want done with no reply", reply, err)
 	}
 	want := map[string]events.SettlementCompleted{
-		events.ResultID("S-m-lahore-2026-11-10-PKR", events.TypeSettlementCompleted): {
+		events.ResultID("S-m-lahore-2026-11-10-PKR.1", events.TypeSettlementCompleted): {
 			SettlementID: "S-m-lahore-2026-11-10-PKR", MerchantID: "m-lahore", Market: "PK", Currency: "PKR",
-			BusinessDate: "2026-11-10", ChargesCount: 2, ChargesTotal: 5_000, RefundsCount: 1, RefundsTotal: 2_000, Net: 3_000},
-		events.ResultID("S-m-karachi-2026-11-10-PKR", events.TypeSettlementCompleted): {
+			BusinessDate: "2026-11-10", ChargesCount: 2, ChargesTotal: 5_000, RefundsCount: 1, RefundsTotal: 2_000, Net: 3_000, Version: 1},
+		events.ResultID("S-m-karachi-2026-11-10-PKR.1", events.TypeSettlementCompleted): {
 			SettlementID: "S-m-karachi-2026-11-10-PKR", MerchantID: "m-karachi", Market: "PK", Currency: "PKR",
-			BusinessDate: "2026-11-10", ChargesCount: 1, ChargesTotal: 7_000, Net: 7_000},
+			BusinessDate: "2026-11-10", ChargesCount: 1, ChargesTotal: 7_000, Net: 7_000, Version: 1},
 	}
 	if diff := cmp.Diff(want, completedOf(t, out.events)); diff != "" {
 		t.Errorf("published (-want +got):\n%s", diff)
@@ -301,7 +302,7 @@ func TestHTTPPublisherAndBuild(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := settle.Result{SettlementID: "S-m-1-2026-11-10-THB", MerchantID: "m-1", Market: "TH", Currency: "THB",
-		BusinessDate: "2026-11-10", ChargesCount: 1, ChargesTotal: 5, Net: 5, At: nov11}
+		BusinessDate: "2026-11-10", ChargesCount: 1, ChargesTotal: 5, Net: 5, Version: 2, At: nov11}
 	ev, err := settle.CompletedEvent(r)
 	if err != nil {
 		t.Fatal(err)
@@ -309,7 +310,7 @@ func TestHTTPPublisherAndBuild(t *testing.T) {
 	if err := p.Publish(context.Background(), ev); err != nil {
 		t.Fatal(err)
 	}
-	want := []string{events.TypeSettlementCompleted + " " + events.ResultID("S-m-1-2026-11-10-THB", events.TypeSettlementCompleted) + " m-1"}
+	want := []string{events.TypeSettlementCompleted + " " + events.ResultID("S-m-1-2026-11-10-THB.2", events.TypeSettlementCompleted) + " m-1"}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("broker received (-want +got):\n%s", diff)
 	}
