@@ -17,12 +17,13 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := newFlags("bench", "[--concurrency 16] [--phase 12s] [--rounds 2] [--warmup 3s] [--seed 1] [--cold-runs 10] [--out docs/bench]")
 	concurrency := fs.Int("concurrency", 16, fmt.Sprintf("workers in both phases (1..%d)", bench.ConcurrencyMax))
 	phase := fs.Duration("phase", 12*time.Second, "length of one round of one phase")
-	rounds := fs.Int("rounds", 2, "rounds; each runs (a) the raw ceiling, then (b) the full path")
+	rounds := fs.Int("rounds", 2, "rounds; each runs (0) the bare charge transaction, (a) the raw ceiling, then (b) the full path")
 	warmup := fs.Duration("warmup", 3*time.Second, "unrecorded warm-up of each phase")
 	seed := fs.Uint64("seed", 1, "seed of the charges")
 	coldRuns := fs.Int("cold-runs", 10, "starts of each function binary for the cold-start measurement (0: skip)")
 	out := fs.String("out", "docs/bench", "directory of the report (relative to the repository root)")
 	endpoint := fs.String("endpoint", "", "a running DynamoDB-compatible store (default: start DynamoDB Local)")
+	warm := fs.Bool("warm", false, "prime fraud's features first: every payer's wallet and device already known (steady state), instead of every payer new")
 	coldOnly := fs.Bool("cold-only", false, "only build and start the function binaries (cold starts, sizes) and simulate the autoscaler; print, write no report")
 	pf := addProfileFlags(fs)
 	if err := fs.Parse(args); err != nil {
@@ -39,7 +40,7 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 	command := "go run ./cmd/sebelas bench " + strings.Join(args, " ")
 	res, err := bench.Run(ctx, bench.Options{
 		Root: root, Endpoint: *endpoint, Concurrency: *concurrency, PhaseDuration: *phase, Rounds: *rounds,
-		Warmup: *warmup, Profile: p, Seed: *seed, ColdRuns: *coldRuns, ColdOnly: *coldOnly, Progress: stdout,
+		Warmup: *warmup, Profile: p, Seed: *seed, ColdRuns: *coldRuns, ColdOnly: *coldOnly, Warm: *warm, Progress: stdout,
 	})
 	if res == nil {
 		return err

@@ -103,6 +103,10 @@ type Options struct {
 	// ColdOnly measures the cold starts (and simulates the autoscaler)
 	// without the two phases.
 	ColdOnly bool
+	// Warm primes fraud's features before the rounds: every payer's wallet
+	// and device seen once, two hours before, as established users are on
+	// the festival night. Without it every payer is new (fresh mode).
+	Warm bool
 	// Progress receives a line per step; nil for none.
 	Progress io.Writer
 }
@@ -169,11 +173,11 @@ type Phase struct {
 	// reason, held for review, timed out, errors).
 	Outcomes map[string]int
 	// DDB is what DynamoDB saw.
-	RoundTrips map[string]int64 // per operation
-	Errors     map[string]int64
-	TableCU    map[string]float64
-	IndexCU    map[string]float64
-	Keys       []KeyStat
+	RoundTrips  map[string]int64 // per operation
+	Errors      map[string]int64
+	TableCU     map[string]float64
+	IndexCU     map[string]float64
+	Keys        []KeyStat
 	IndexShards []IndexShards
 	// Meter is table.Meter's count (raw ceiling only: the functions'
 	// clients are theirs).
@@ -192,13 +196,16 @@ type MarketPhase struct {
 
 // Result is a whole run.
 type Result struct {
-	Started     time.Time
-	Options     Options
-	GoVersion   string
-	CPUs        int
-	LoadBefore  [3]float64
-	LoadAfter   [3]float64
-	Raw, Path   Phase
+	Started    time.Time
+	Options    Options
+	GoVersion  string
+	CPUs       int
+	LoadBefore [3]float64
+	LoadAfter  [3]float64
+	Raw, Path  Phase
+	// Bare is phase (0): the ledger's charge transaction alone, the most
+	// DynamoDB (Local) allows for a charge.
+	Bare        Phase
 	RawSteps    []string
 	ChargeBytes int // stored size of one successful charge item
 	BalanceByte int // stored size of a payer's balance item
@@ -217,6 +224,15 @@ func (r *Result) Ratio() float64 {
 		return 0
 	}
 	return r.Path.Throughput / r.Raw.Throughput
+}
+
+// BareRatio is (b)/(0): the full path's throughput over the bare charge
+// transaction's, what the store allows for a charge and nothing else.
+func (r *Result) BareRatio() float64 {
+	if r.Bare.Throughput == 0 {
+		return 0
+	}
+	return r.Path.Throughput / r.Bare.Throughput
 }
 
 func (r *Result) logf(format string, args ...any) {
@@ -312,6 +328,13 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		return nil, err
 	}
 
+	if o.Warm {
+		res.logf("warm mode: priming fraud's features of %d payers (first seen 2 h ago)", payers)
+		if err := prime(ctx, mdb, tableName, o.Profile, time.Now().Add(-primeAge)); err != nil {
+			return nil, err
+		}
+	}
+
 	httpClient := &http.Client{Transport: &http.Transport{
 		MaxIdleConns: 2 * o.Concurrency, MaxIdleConnsPerHost: 2 * o.Concurrency, IdleConnTimeout: 30 * time.Second,
 	}}
@@ -348,19 +371,21 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		}
 	}
 
-	var rawSamples, pathSamples []sample
-	rawDDB, pathDDB := newPhaseDDB(), newPhaseDDB()
+	var rawSamples, pathSamples, bareSamples []sample
+	rawDDB, pathDDB, bareDDB := newPhaseDDB(), newPhaseDDB(), newPhaseDDB()
 	rawMeter := table.MeterSnapshot{ByOp: map[string]int64{}}
 	for round := 1; round <= o.Rounds; round++ {
 		for _, ph := range []struct {
+			name    string
 			phase   *Phase
 			samples *[]sample
 			ddb     *phaseDDB
 			do      op
 			meter   bool
 		}{
-			{&res.Raw, &rawSamples, rawDDB, rawOp(steps, bp, runID("a", round)), true},
-			{&res.Path, &pathSamples, pathDDB, pathOp(httpClient, st.IngressURL, bp, runID("b", round), trk), false},
+			{"(0) bare", &res.Bare, &bareSamples, bareDDB, rawOp(steps[len(steps)-1:], bp, runID("z", round)), false},
+			{"(a) raw", &res.Raw, &rawSamples, rawDDB, rawOp(steps, bp, runID("a", round)), true},
+			{"(b) path", &res.Path, &pathSamples, pathDDB, pathOp(httpClient, st.IngressURL, bp, runID("b", round), trk), false},
 		} {
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
@@ -396,12 +421,13 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 					ok++
 				}
 			}
-			res.logf("round %d %-9s %6d charges in %5.1fs: %6.1f/s", round, phaseName(ph.meter), ok, elapsed.Seconds(), float64(ok)/elapsed.Seconds())
+			res.logf("round %d %-9s %6d charges in %5.1fs: %6.1f/s", round, ph.name, ok, elapsed.Seconds(), float64(ok)/elapsed.Seconds())
 		}
 	}
 	finishPhase(&res.Raw, "raw ceiling", rawSamples, rawDDB, o.Profile)
 	res.Raw.Meter = &rawMeter
 	finishPhase(&res.Path, "full path", pathSamples, pathDDB, o.Profile)
+	finishPhase(&res.Bare, "bare charge transaction", bareSamples, bareDDB, o.Profile)
 	if res.Raw.OK == 0 || res.Path.OK == 0 {
 		return res, fmt.Errorf("bench: no successful charge (raw %d of %d, path %d of %d): see the report", res.Raw.OK, res.Raw.Ops, res.Path.OK, res.Path.Ops)
 	}
@@ -454,13 +480,6 @@ func (r *Result) simulate() {
 		r.AutoErr = err.Error()
 		r.logf("autoscale: %v", err)
 	}
-}
-
-func phaseName(raw bool) string {
-	if raw {
-		return "(a) raw"
-	}
-	return "(b) path"
 }
 
 // mergeDDB adds round d into acc, shifting its seconds by offset.

@@ -43,12 +43,12 @@ func TestBenchSmoke(t *testing.T) {
 	ctx := context.Background()
 	res, err := bench.Run(ctx, bench.Options{
 		Endpoint: ddbtest.Endpoint(t), Concurrency: 2, PhaseDuration: time.Second, Rounds: 1,
-		Warmup: -1, Profile: smallProfile(), Seed: 3, ColdRuns: 0,
+		Warmup: -1, Profile: smallProfile(), Seed: 3, ColdRuns: 0, Warm: true,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, ph := range []bench.Phase{res.Raw, res.Path} {
+	for _, ph := range []bench.Phase{res.Bare, res.Raw, res.Path} {
 		if ph.OK == 0 || ph.Throughput <= 0 || ph.Latency.P50 <= 0 {
 			t.Errorf("%s: %d charges, %.1f/s, p50 %v: want some", ph.Name, ph.OK, ph.Throughput, ph.Latency.P50)
 		}
@@ -57,6 +57,18 @@ func TestBenchSmoke(t *testing.T) {
 	for _, label := range []string{"TransactWriteItems (charge item)", "UpdateItem (velocity counter)"} {
 		if res.Raw.RoundTrips[label] == 0 || res.Path.RoundTrips[label] == 0 {
 			t.Errorf("%s: raw %d, path %d round trips: want both", label, res.Raw.RoundTrips[label], res.Path.RoundTrips[label])
+		}
+	}
+	// Warm: every payer is established, so fraud never writes a device item
+	// and the bare phase is the ledger's transaction alone.
+	for _, ph := range []bench.Phase{res.Raw, res.Path} {
+		if n := ph.RoundTrips["UpdateItem (device counter)"]; n != 0 {
+			t.Errorf("%s: %d device writes in warm mode, want none", ph.Name, n)
+		}
+	}
+	for label := range res.Bare.RoundTrips {
+		if label != "TransactWriteItems (charge item)" && !strings.HasPrefix(label, "Query") && !strings.HasPrefix(label, "GetItem") {
+			t.Errorf("bare phase sent %s", label)
 		}
 	}
 	// Every successful charge of the path has its charge item written

@@ -36,12 +36,12 @@ type KeyStat struct {
 // Key classes, from the key's prefix (the ledger's and fraud's layouts as
 // DESIGN.md names them).
 const (
-	classCharge      = "charge item"
-	classBalance     = "payer balance"
+	classCharge       = "charge item"
+	classBalance      = "payer balance"
 	classUnsettledGSI = "unsettled index shard (GSI)"
-	classVelocity    = "velocity counter"
-	classDevice      = "device counter"
-	classOther       = "other"
+	classVelocity     = "velocity counter"
+	classDevice       = "device counter"
+	classOther        = "other"
 )
 
 func keyClass(key string, index bool) string {

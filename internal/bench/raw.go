@@ -2,11 +2,14 @@ package bench
 
 import (
 	"context"
+	"fmt"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
 	"github.com/sebelas/sebelas/events"
+	"github.com/sebelas/sebelas/internal/burst"
 	"github.com/sebelas/sebelas/internal/fraud"
 	"github.com/sebelas/sebelas/internal/ledger"
 	"github.com/sebelas/sebelas/internal/market"
@@ -34,9 +37,9 @@ type rawStep struct {
 //     the balance exactly when the built-in rules would ask: the velocity
 //     counter UpdateItem, plus the device item for a wallet in its first
 //     hour, plus the balance GetItem for a large payment.
-//   - "charge": the ledger's Charge, one TransactWriteItems of two items;
-//     the ledger's merchant-day mark (one PutItem per merchant-day per
-//     process) rides along because it is inside Charge.
+//   - "charge": the ledger's Charge, one TransactWriteItems of two items
+//     (the charge's unsettled-index entry rides on its put). Alone, it is
+//     phase (0), the bare charge transaction.
 //
 // The fraud rules' evaluation (CEL, in memory) and the signature are not
 // DynamoDB operations and are left out; they are part of what the full
@@ -105,4 +108,59 @@ func (m meteredDB) UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput,
 		m.meter.AddConsumed(out.ConsumedCapacity)
 	}
 	return out, err
+}
+
+// primeAge is how long before the run warm mode says every payer was first
+// seen: past fraud's young-wallet hour, so a wallet is established.
+const primeAge = 2 * time.Hour
+
+// prime observes one payment of every payer of p at time at, through
+// fraud's store as the function wires it: the wallet's counters item and
+// its device exist afterwards, as they do for a festival night's
+// established users.
+func prime(ctx context.Context, db fraud.DB, tableName string, p burst.Profile, at time.Time) error {
+	store := fraud.NewDynamoStore(db, tableName, nil)
+	type job struct{ market, payer int }
+	jobs := make(chan job)
+	errc := make(chan error, fundInFlight)
+	var wg sync.WaitGroup
+	for range fundInFlight {
+		wg.Go(func() {
+			for j := range jobs {
+				m := p.Markets[j.market]
+				mk, err := market.ByCode(m.Code)
+				if err == nil {
+					_, err = store.Observe(ctx, fraud.Payment{
+						Kind: fraud.KindCharge, EventKey: "/bench-prime\x00" + burst.PayerID(m.Code, j.payer), At: at,
+						Wallet: burst.PayerID(m.Code, j.payer), Payee: burst.MerchantID(m.Code, 0), Amount: 1,
+						Currency: string(mk.Currency), DeviceID: burst.DeviceID(m.Code, j.payer), DeviceCountry: m.Code,
+					}, false)
+				}
+				if err != nil {
+					errc <- fmt.Errorf("prime %s payer %d: %w", m.Code, j.payer, err)
+					return
+				}
+			}
+		})
+	}
+	var err error
+feed:
+	for i := range p.Markets {
+		for n := range p.PayersIn(i) {
+			select {
+			case jobs <- job{i, n}:
+			case err = <-errc:
+				break feed
+			case <-ctx.Done():
+				err = ctx.Err()
+				break feed
+			}
+		}
+	}
+	close(jobs)
+	wg.Wait()
+	if err == nil && len(errc) > 0 {
+		err = <-errc
+	}
+	return err
 }

@@ -33,7 +33,7 @@ func (p Profile) CloudEvent(run string, ev Event, now time.Time) (cloudevents.Ev
 	}
 	m := p.Markets[ev.Market]
 	now = now.UTC()
-	device := deviceID(m.Code, ev.Payer)
+	device := DeviceID(m.Code, ev.Payer)
 	switch ev.Kind {
 	case KindCharge:
 		return events.NewEvent(events.TypeChargeRequested, "/marketplace/"+Marketplace(m.Code), p.ChargeRequest(run, ev, now))
@@ -59,10 +59,10 @@ func (p Profile) ChargeRequest(run string, ev Event, now time.Time) events.Charg
 	return events.ChargeRequested{
 		ChargeID: ChargeID(run, ev.Seq), Marketplace: Marketplace(m.Code),
 		MerchantID: MerchantID(m.Code, ev.Merchant), PayerWallet: PayerID(m.Code, ev.Payer),
-		Amount: ev.Amount, Currency: string(m.Currency), DeviceID: deviceID(m.Code, ev.Payer), DeviceCountry: m.Code,
+		Amount: ev.Amount, Currency: string(m.Currency), DeviceID: DeviceID(m.Code, ev.Payer), DeviceCountry: m.Code,
 		Description: chargeDescription, RequestedAt: now.UTC(),
 	}
 }
 
-// deviceID is payer n's phone: one device per payer.
-func deviceID(code string, n int) string { return fmt.Sprintf("d-%s-%06d", strings.ToLower(code), n) }
+// DeviceID is payer n's phone: one device per payer.
+func DeviceID(code string, n int) string { return fmt.Sprintf("d-%s-%06d", strings.ToLower(code), n) }
