@@ -19,6 +19,7 @@ import (
 	"github.com/sebelas/sebelas/internal/market"
 	"github.com/sebelas/sebelas/internal/money"
 	"github.com/sebelas/sebelas/internal/router"
+	"github.com/sebelas/sebelas/internal/signing"
 	"github.com/sebelas/sebelas/internal/stack"
 )
 
@@ -32,7 +33,7 @@ const (
 )
 
 func runDev(ctx context.Context, args []string, stdout io.Writer) error {
-	fs := newFlags("dev", "[--addr 127.0.0.1:8080] [--charges 120] [--seed 1] [--no-demo] [--exit] [--fire NAME]")
+	fs := newFlags("dev", "[--addr 127.0.0.1:8080] [--charges 120] [--seed 1] [--no-demo] [--exit] [--fire NAME] [--accept-unsigned]")
 	addr := fs.String("addr", "127.0.0.1:8080", "address of the local Broker ingress (POST CloudEvents here)")
 	charges := fs.Int("charges", 120, fmt.Sprintf("charges in the demo burst (at most %d)", demoChargesMax))
 	seed := fs.Uint64("seed", 1, "seed of the demo burst (same seed, same burst)")
@@ -40,6 +41,7 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 	exit := fs.Bool("exit", false, "stop after the demo instead of serving until Ctrl-C")
 	fire := fs.String("fire", "", "fire this PingSource once right after start (e.g. settle-id)")
 	verbose := fs.Bool("v", false, "log every function and delivery")
+	acceptUnsigned := fs.Bool("accept-unsigned", false, "INSECURE, local only: fraud and refund accept charge, refund and top-up requests nobody signed (for posting them by hand or with `sebelas burst`)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -54,12 +56,18 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 
 	start := time.Now()
 	fmt.Fprintln(stdout, "sebelas dev: starting (DynamoDB Local is installed under .cache/ on first run)")
+	env := map[string]string{"SEBELAS_FRAUD_BLOCKED_WALLETS": demoMule}
+	if *acceptUnsigned {
+		env[signing.EnvDevAcceptUnsigned] = "true"
+		fmt.Fprintf(stdout, "INSECURE: --accept-unsigned: fraud and refund accept requests that neither the ingress nor the app gateway signed (%s=true); screened and reviewed events are still verified\n",
+			signing.EnvDevAcceptUnsigned)
+	}
 	st, err := stack.Start(ctx, stack.Options{
 		Endpoint:    os.Getenv("AWS_ENDPOINT_URL_DYNAMODB"),
 		Table:       envOr("SEBELAS_TABLE", "sebelas"),
 		IngressAddr: *addr,
 		Logger:      log,
-		Env:         map[string]string{"SEBELAS_FRAUD_BLOCKED_WALLETS": demoMule},
+		Env:         env,
 		// DynamoDB Local on a laptop serves a few hundred transactions a
 		// second; more deliveries in flight only queue inside it and time out.
 		Router: router.Options{MaxInFlight: devInFlightMax},
@@ -75,6 +83,9 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 	}()
 	fmt.Fprintf(stdout, "DynamoDB   %s (table %s)\n", st.Endpoint, st.Table)
 	fmt.Fprintf(stdout, "Broker     %s  (POST CloudEvents, binary or structured)\n", st.IngressURL)
+	if !*acceptUnsigned {
+		fmt.Fprintf(stdout, "signing    fresh Ed25519 keys per role; requests must be signed by the ingress or app gateway (--accept-unsigned to post them by hand)\n")
+	}
 	var names []string
 	for n := range st.Functions {
 		names = append(names, n)
@@ -205,7 +216,8 @@ func demo(ctx context.Context, st *stack.Stack, n int, seed uint64, out io.Write
 		len(wallets), len(market.All()), len(burst), dups, conflicts, demoMule)
 	t0 := time.Now()
 	for _, s := range burst {
-		if err := st.Router.Publish(ctx, s.ev); err != nil {
+		// Signed as the marketplace ingress signs what it lets in.
+		if err := st.PublishSigned(ctx, s.ev); err != nil {
 			return err
 		}
 	}

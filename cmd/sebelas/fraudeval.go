@@ -147,9 +147,11 @@ func runFraudReview(ctx context.Context, args []string, stdout io.Writer) error 
 		fs.Usage()
 		return errors.New("exactly one of --charge/--topup, exactly one of --approve/--reject, and --reviewer are required")
 	}
-	keys, err := signing.FromEnv(os.Getenv)
+	// The reviewer role's own key: fraud's, the ingress's or any other
+	// pod's key cannot sign a decision charge and topup accept.
+	keys, err := signing.SignerFromEnv(signing.RoleReview, os.Getenv)
 	if err != nil {
-		return fmt.Errorf("review decisions are signed: %w", err)
+		return fmt.Errorf("review decisions are signed with the reviewers' key: %w", err)
 	}
 	decision := events.ReviewReject
 	if *approve {

@@ -43,6 +43,7 @@ func commands() []command {
 		{"fraud eval", "measure the fraud rules on seeded synthetic traffic or a PaySim-layout CSV", runFraudEval},
 		{"fraud rules-check", "compile a fraud rules file and list its problems", runFraudRulesCheck},
 		{"fraud review", "approve or reject a payment held for fraud review (signed)", runFraudReview},
+		{"keys new", "print a fresh Ed25519 key pair for one signing role (ingress, app, fraud, review)", runKeysNew},
 		{"operator-sim", "serve a simulated top-up aggregator (latency, failures, lost answers, outages) for topup", runOperatorSim},
 	}
 }

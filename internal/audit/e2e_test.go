@@ -48,7 +48,7 @@ func TestRefundsAndSettlementThroughTheLocalBroker(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := st.Router.Publish(ctx, ev); err != nil {
+		if err := st.PublishSigned(ctx, ev); err != nil {
 			t.Fatal(err)
 		}
 	}

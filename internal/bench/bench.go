@@ -41,7 +41,6 @@ import (
 	"github.com/sebelas/sebelas/internal/ledger"
 	"github.com/sebelas/sebelas/internal/money"
 	"github.com/sebelas/sebelas/internal/router"
-	"github.com/sebelas/sebelas/internal/signing"
 	"github.com/sebelas/sebelas/internal/stack"
 	"github.com/sebelas/sebelas/internal/table"
 )
@@ -287,11 +286,10 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	st, err := stack.Start(ctx, stack.Options{
 		Root: o.Root, Endpoint: rec.url, Table: tableName,
 		Builders: wrap(stack.Builders, trk),
-		// A fresh key per run: fraud signs what charge verifies. The
-		// per-attempt timeout is DynamoDB Local's on a busy two-core
-		// machine, not DynamoDB's (the raw client gets the same).
-		Env: map[string]string{signing.EnvKeys: signing.NewDevKey(),
-			table.EnvTimeoutMs: strconv.Itoa(localTimeoutMs)},
+		// Fresh keys per role come with the stack. The per-attempt timeout
+		// is DynamoDB Local's on a busy two-core machine, not DynamoDB's
+		// (the raw client gets the same).
+		Env:    map[string]string{table.EnvTimeoutMs: strconv.Itoa(localTimeoutMs)},
 		Logger: slog.New(slog.DiscardHandler),
 		// Room for every worker's delivery and its retries: the Broker
 		// must not be the narrow pipe of the full path.
@@ -361,7 +359,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			do   op
 		}{
 			{"wa", rawOp(steps, bp, runID("wa", 0))},
-			{"wb", pathOp(httpClient, st.IngressURL, bp, runID("wb", 0), trk)},
+			{"wb", pathOp(httpClient, st.IngressURL, bp, runID("wb", 0), trk, st.Keys)},
 		} {
 			src, err := source()
 			if err != nil {
@@ -385,7 +383,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		}{
 			{"(0) bare", &res.Bare, &bareSamples, bareDDB, rawOp(steps[len(steps)-1:], bp, runID("z", round)), false},
 			{"(a) raw", &res.Raw, &rawSamples, rawDDB, rawOp(steps, bp, runID("a", round)), true},
-			{"(b) path", &res.Path, &pathSamples, pathDDB, pathOp(httpClient, st.IngressURL, bp, runID("b", round), trk), false},
+			{"(b) path", &res.Path, &pathSamples, pathDDB, pathOp(httpClient, st.IngressURL, bp, runID("b", round), trk, st.Keys), false},
 		} {
 			if ctx.Err() != nil {
 				return nil, ctx.Err()

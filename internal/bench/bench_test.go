@@ -130,7 +130,9 @@ func TestBurstAgainstStack(t *testing.T) {
 	_, name := ddbtest.New(t)
 	st, err := stack.Start(ctx, stack.Options{
 		Endpoint: ddbtest.Endpoint(t), Table: name,
-		Env:    map[string]string{signing.EnvKeys: signing.NewDevKey(), table.EnvTimeoutMs: "10000"},
+		// burst posts unsigned marketplace requests straight to the local
+		// Broker, as against `sebelas dev --accept-unsigned`.
+		Env:    map[string]string{signing.EnvDevAcceptUnsigned: "true", table.EnvTimeoutMs: "10000"},
 		Router: router.Options{Sleep: func(context.Context, time.Duration) error { return nil }},
 	})
 	if err != nil {

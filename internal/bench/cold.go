@@ -64,14 +64,19 @@ type InitCost struct {
 // Service's variables, what Knative adds, HOME for the SDK's config lookup.
 // (A developer shell may carry AWS_CA_BUNDLE, whose PEM parsing alone costs
 // the SDK's config loader several milliseconds a pod never pays.)
-func podEnv(home, endpoint, tableName, signingKey string) []string {
-	return []string{"HOME=" + home, "K_SERVICE=bench", "K_REVISION=bench-00001", "K_CONFIGURATION=bench",
+func podEnv(home, endpoint, tableName string, keys signing.DevKeys) []string {
+	env := []string{"HOME=" + home, "K_SERVICE=bench", "K_REVISION=bench-00001", "K_CONFIGURATION=bench",
 		"AWS_REGION=ap-southeast-1", "AWS_ENDPOINT_URL_DYNAMODB=" + endpoint, "SEBELAS_TABLE=" + tableName,
-		signing.EnvKeys + "=" + signingKey, "SEBELAS_LOG_LEVEL=error",
+		"SEBELAS_LOG_LEVEL=error",
 		table.EnvTimeoutMs + "=" + strconv.Itoa(localTimeoutMs),
 		// Addresses some functions require at start (their Build checks
 		// them; nothing is sent to them while only /healthz is asked for).
 		"K_SINK=http://127.0.0.1:9/", "SEBELAS_OPERATOR_URL=http://127.0.0.1:9/"}
+	// Every role's keys: each function reads only its own.
+	for k, v := range keys.Env {
+		env = append(env, k+"="+v)
+	}
+	return env
 }
 
 // measureColdStarts builds every functions/<name> into dir the way a
@@ -82,7 +87,7 @@ func measureColdStarts(ctx context.Context, root, dir string, runs int, endpoint
 	if err != nil {
 		return nil, err
 	}
-	env := podEnv(dir, endpoint, "cold-start", signing.NewDevKey())
+	env := podEnv(dir, endpoint, "cold-start", signing.NewDevKeys())
 	var out []ColdStart
 	var errs []error
 	for _, e := range entries {

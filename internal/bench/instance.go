@@ -140,7 +140,8 @@ func hop(ctx context.Context, client *http.Client, url string, ev cloudevents.Ev
 func measureInstances(ctx context.Context, binDir, endpoint, tableName string, concurrency int, d time.Duration,
 	p burst.Profile, src *eventSource, run string) InstancePhase {
 	var res InstancePhase
-	env := podEnv(binDir, endpoint, tableName, signing.NewDevKey())
+	keys := signing.NewDevKeys()
+	env := podEnv(binDir, endpoint, tableName, keys)
 	procs := map[string]*process{}
 	stopAll := func() {
 		for name, pr := range procs {
@@ -170,6 +171,10 @@ func measureInstances(ctx context.Context, binDir, endpoint, tableName string, c
 	do := func(ctx context.Context, ev burst.Event) (string, time.Duration) {
 		ce, err := p.CloudEvent(run, ev, time.Now())
 		if err != nil {
+			return "error: " + err.Error(), 0
+		}
+		// As the ingress would: fraud screens only requests it signed.
+		if err := keys.Sign(&ce, time.Now()); err != nil {
 			return "error: " + err.Error(), 0
 		}
 		for _, name := range instanceChain {

@@ -14,6 +14,7 @@ import (
 	"github.com/sebelas/sebelas/events"
 	"github.com/sebelas/sebelas/internal/burst"
 	"github.com/sebelas/sebelas/internal/function"
+	"github.com/sebelas/sebelas/internal/signing"
 )
 
 // tracker learns, from inside the functions, when a charge's events pass
@@ -113,10 +114,15 @@ const pathTimeoutMs = 30_000
 
 // pathOp sends charge.requested to the Broker's ingress over HTTP, as a
 // marketplace would, and waits for the charge function's reply.
-func pathOp(client *http.Client, ingress string, p burst.Profile, run string, t *tracker) op {
+func pathOp(client *http.Client, ingress string, p burst.Profile, run string, t *tracker, keys signing.DevKeys) op {
 	return func(ctx context.Context, ev burst.Event) (string, time.Duration) {
 		ce, err := p.CloudEvent(run, ev, time.Now())
 		if err != nil {
+			return "error: " + err.Error(), 0
+		}
+		// Signed as the marketplace ingress would (before the clock
+		// starts): fraud screens only requests the ingress signed.
+		if err := keys.Sign(&ce, time.Now()); err != nil {
 			return "error: " + err.Error(), 0
 		}
 		id := burst.ChargeID(run, ev.Seq)

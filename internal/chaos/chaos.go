@@ -227,7 +227,7 @@ type env struct {
 	insiders []cloudevents.Event
 	reviews  map[string]string // charge or top-up id -> the reviewer's decision
 	topups   []*topupPlan
-	keys     *signing.Keyring // the cluster's signing key of this run
+	keys     signing.DevKeys // the per-role signing keys of this run
 	dbDown   time.Duration
 	started  time.Time
 	cleanup  []func()
@@ -300,21 +300,17 @@ func (e *env) setUp(ctx context.Context, root string) error {
 	if err != nil {
 		return err
 	}
-	devKey := signing.NewDevKey()
-	if e.keys, err = signing.ParseKeys(devKey); err != nil {
-		return err
-	}
+	e.keys = signing.NewDevKeys()
 	runCtx := context.WithoutCancel(ctx)
 	e.dl = newDeliveries(runCtx, e.o, newDice(e.o.Seed, 2), e.faults, e.log)
 	e.crash = newCrasher(e.o, newDice(e.o.Seed, 3), e.faults, victims)
 	e.crash.onError = func(err error) { e.say("%v (retrying)", err) }
 	scale := e.o.BackoffScale
 	e.st, err = stack.Start(ctx, stack.Options{
-		Root: root, Endpoint: e.proxy.URL, Table: tableName, Logger: e.log,
+		Root: root, Endpoint: e.proxy.URL, Table: tableName, Logger: e.log, Keys: &e.keys,
 		Env: map[string]string{
 			ingress.EnvKeys:      keysText(e.plan.mps),
 			ingress.EnvMerchants: merchantsText(e.plan.mps),
-			signing.EnvKeys:      devKey,
 			// A DynamoDB Local restart takes seconds; each attempt still
 			// gives up after 5 s and the Broker retries.
 			table.EnvTimeoutMs:         "5000",

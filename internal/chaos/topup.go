@@ -86,7 +86,8 @@ func (e *env) sendTopups(ctx context.Context) {
 		e.mu.Lock()
 		e.sent["top-up (the app, straight onto the Broker)"]++
 		e.mu.Unlock()
-		_ = retry(ctx, func() error { return e.st.Router.Publish(ctx, tp.ev) })
+		// Signed as the app gateway signs what it lets in.
+		_ = retry(ctx, func() error { return e.st.PublishSigned(ctx, tp.ev) })
 		if rng.Float64() < e.o.ResendProb {
 			again, err := events.NewEvent(events.TypeTopupRequested, "/app/chaos", mustTopup(tp.ev))
 			if err != nil {
@@ -95,7 +96,7 @@ func (e *env) sendTopups(ctx context.Context) {
 			e.mu.Lock()
 			e.sent["top-up resent by the app"]++
 			e.mu.Unlock()
-			_ = retry(ctx, func() error { return e.st.Router.Publish(ctx, again) })
+			_ = retry(ctx, func() error { return e.st.PublishSigned(ctx, again) })
 		}
 	}
 }

@@ -54,7 +54,7 @@ func BenchmarkChargeHandler(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	h := &charge.Handler{Ledger: l, Limits: money.DefaultLimits(), Keys: testKeys}
+	h := &charge.Handler{Ledger: l, Limits: money.DefaultLimits(), Verifier: testVerifier}
 	var seq atomic.Int64
 	var failed atomic.Int64
 	before := meter.Snapshot()

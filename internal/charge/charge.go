@@ -3,7 +3,8 @@
 // ledger and replies charge.succeeded or charge.declined — or charge.held
 // for a charge fraud sent to review, which the risk team's charge.reviewed
 // later approves or rejects. Both events must carry a valid signature
-// (internal/signing): only fraud and the review tool hold the key.
+// (internal/signing): charge.screened by fraud's key, charge.reviewed by the
+// review tool's. Charge holds only their public keys: it can sign nothing.
 package charge
 
 import (
@@ -41,12 +42,12 @@ var _ Ledger = (*ledger.Store)(nil)
 type Handler struct {
 	Ledger Ledger
 	Limits money.Limits
-	// Keys verifies that a screened event comes from fraud and a reviewed
+	// Verifier checks that a screened event comes from fraud and a reviewed
 	// one from the risk team's tool (internal/signing): anyone can put an
 	// event on the Broker. Nil refuses every event.
-	Keys *signing.Keyring
-	Now  func() time.Time // nil means time.Now
-	Log  *slog.Logger
+	Verifier *signing.Verifier
+	Now      func() time.Time // nil means time.Now
+	Log      *slog.Logger
 }
 
 // Handle is a function.Handler.
@@ -60,7 +61,7 @@ func (h *Handler) Handle(ctx context.Context, ev cloudevents.Event) (*cloudevent
 	if h.Now != nil {
 		now = h.Now
 	}
-	if err := h.Keys.Verify(ev, now()); err != nil {
+	if err := h.Verifier.Verify(ev, now()); err != nil {
 		return nil, err
 	}
 	if ev.Type() == events.TypeChargeReviewed {
@@ -149,10 +150,10 @@ func Build(ctx context.Context, getenv func(string) string, log *slog.Logger) (f
 	if err != nil {
 		return nil, err
 	}
-	keys, err := signing.FromEnv(getenv)
+	verifier, err := signing.VerifierFromEnv(getenv, signing.RoleFraud, signing.RoleReview)
 	if err != nil {
 		return nil, err
 	}
-	h := &Handler{Ledger: ledger.New(db, tc.Table, nil), Limits: limits, Keys: keys, Log: log}
+	h := &Handler{Ledger: ledger.New(db, tc.Table, nil), Limits: limits, Verifier: verifier, Log: log}
 	return h.Handle, nil
 }

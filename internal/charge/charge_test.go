@@ -33,7 +33,7 @@ func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	db, name := ddbtest.New(t)
 	l := ledger.New(db, name, nil)
-	h := &charge.Handler{Ledger: l, Limits: money.DefaultLimits(), Keys: testKeys}
+	h := &charge.Handler{Ledger: l, Limits: money.DefaultLimits(), Verifier: testVerifier}
 	srv, err := function.NewServer(context.Background(), "charge", h.Handle, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
@@ -242,7 +242,7 @@ func TestStorageDownIsRetryable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &charge.Handler{Ledger: ledger.New(db, "down", nil), Limits: money.DefaultLimits(), Keys: testKeys}
+	h := &charge.Handler{Ledger: ledger.New(db, "down", nil), Limits: money.DefaultLimits(), Verifier: testVerifier}
 	srv, err := function.NewServer(context.Background(), "charge", h.Handle, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)

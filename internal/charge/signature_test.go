@@ -21,16 +21,23 @@ import (
 	"github.com/sebelas/sebelas/internal/signing"
 )
 
-// testKeys is the key ring fraud and the review tool sign with in these
-// tests, and the one the handler under test verifies with.
-var testKeys = mustKeys(signing.NewDevKey())
+// testKeys are the keys of every role in these tests: fraud and the review
+// tool sign with theirs; the handler under test holds testVerifier, the
+// public keys of fraud and the reviewers only.
+var (
+	testKeys     = signing.NewDevKeys()
+	testVerifier = mustVerifier(testKeys)
+)
 
-func mustKeys(s string) *signing.Keyring {
-	k, err := signing.ParseKeys(s)
+func mustVerifier(k signing.DevKeys) *signing.Verifier {
+	v, err := signing.NewVerifier(map[signing.Role]string{
+		signing.RoleFraud:  k.Signers[signing.RoleFraud].PublicKey(),
+		signing.RoleReview: k.Signers[signing.RoleReview].PublicKey(),
+	})
 	if err != nil {
 		panic(err)
 	}
-	return k
+	return v
 }
 
 // signHeader signs a binary-mode request as fraud does: over the type, id,
@@ -40,13 +47,16 @@ func signHeader(t testing.TB, req *http.Request, ceType, id, body string) {
 	signHeaderWith(t, testKeys, req, ceType, id, body, time.Now())
 }
 
-func signHeaderWith(t testing.TB, keys *signing.Keyring, req *http.Request, ceType, id, body string, at time.Time) {
+func signHeaderWith(t testing.TB, keys signing.DevKeys, req *http.Request, ceType, id, body string, at time.Time) {
 	t.Helper()
 	ev := cloudevents.NewEvent()
 	ev.SetType(ceType)
 	ev.SetID(id)
 	ev.SetSource(req.Header.Get("Ce-Source"))
 	ev.DataEncoded = []byte(body)
+	if _, signed := signing.Senders[ceType]; !signed {
+		return // nobody signs this type; charge refuses it unsigned
+	}
 	if err := keys.Sign(&ev, at); err != nil {
 		t.Fatal(err)
 	}
@@ -118,7 +128,7 @@ func TestForgedScreenedEventMovesNoMoney(t *testing.T) {
 	if _, err := f.ledger.CashIn(context.Background(), "ci-1", sc.Charge.PayerWallet, money.Amount{Minor: 10_000_000, Currency: cur}, "test"); err != nil {
 		t.Fatal(err)
 	}
-	attacker := mustKeys(signing.NewDevKey())
+	attacker := signing.NewDevKeys()
 	denied := sc
 	denied.Screening = events.Screening{Score: 950, Decision: events.DecisionDeny, Reasons: []string{"balance_drain"}}
 	tests := []struct {
@@ -133,7 +143,33 @@ func TestForgedScreenedEventMovesNoMoney(t *testing.T) {
 				t.Fatal(err)
 			}
 			return ev
-		}, signing.ReasonUnknownKey},
+		}, signing.ReasonInvalid},
+		{"signed by the ingress's key (a compromised ingress)", func(id string) cloudevents.Event {
+			ev := screened(t, sc, id)
+			if err := testKeys.Impostor(signing.RoleIngress, signing.RoleFraud).Sign(&ev, time.Now()); err != nil {
+				t.Fatal(err)
+			}
+			return ev
+		}, signing.ReasonInvalid},
+		{"signed by a reviewer's key", func(id string) cloudevents.Event {
+			ev := screened(t, sc, id)
+			if err := testKeys.Impostor(signing.RoleReview, signing.RoleFraud).Sign(&ev, time.Now()); err != nil {
+				t.Fatal(err)
+			}
+			return ev
+		}, signing.ReasonInvalid},
+		{"review approval signed by fraud's key (a compromised fraud)", func(id string) cloudevents.Event {
+			ev, err := events.NewEvent(events.TypeChargeReviewed, "/sebelas/review",
+				events.ChargeReviewed{ChargeID: sc.Charge.ChargeID, Decision: events.ReviewApprove, Reviewer: "mallory", DecidedAt: time.Now().UTC()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ev.SetID(id)
+			if err := testKeys.Impostor(signing.RoleFraud, signing.RoleReview).Sign(&ev, time.Now()); err != nil {
+				t.Fatal(err)
+			}
+			return ev
+		}, signing.ReasonInvalid},
 		{"fraud's deny turned into allow", func(id string) cloudevents.Event {
 			ev := signed(t, screened(t, denied, id))
 			ev.DataEncoded = []byte(strings.Replace(string(ev.Data()), `"deny"`, `"allow"`, 1))
@@ -178,7 +214,7 @@ func TestForgedScreenedEventMovesNoMoney(t *testing.T) {
 		})
 	}
 	// The handler's own error names the reason (what the dead letter records).
-	h := &charge.Handler{Ledger: f.ledger, Limits: money.DefaultLimits(), Keys: testKeys}
+	h := &charge.Handler{Ledger: f.ledger, Limits: money.DefaultLimits(), Verifier: testVerifier}
 	for _, tt := range tests {
 		_, err := h.Handle(context.Background(), tt.ev("direct"))
 		if !fault.IsPermanent(err) || fault.ReasonOf(err) != tt.reason {

@@ -14,7 +14,6 @@ import (
 	"github.com/sebelas/sebelas/internal/ledger"
 	"github.com/sebelas/sebelas/internal/money"
 	"github.com/sebelas/sebelas/internal/router"
-	"github.com/sebelas/sebelas/internal/signing"
 	"github.com/sebelas/sebelas/internal/stack"
 )
 
@@ -44,15 +43,10 @@ func TestEndToEnd(t *testing.T) {
 	if err := os.WriteFile(path, []byte(rules("e2e-1", 500)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	key := signing.NewDevKey()
-	keys, err := signing.ParseKeys(key)
-	if err != nil {
-		t.Fatal(err)
-	}
 	_, name := ddbtest.New(t)
 	st, err := stack.Start(ctx, stack.Options{
 		Endpoint: ddbtest.Endpoint(t), Table: name,
-		Env:    map[string]string{fraud.EnvRules: path, signing.EnvKeys: key},
+		Env:    map[string]string{fraud.EnvRules: path},
 		Router: router.Options{Sleep: func(context.Context, time.Duration) error { return nil }},
 	})
 	if err != nil {
@@ -73,7 +67,7 @@ func TestEndToEnd(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := st.Router.Publish(ctx, e); err != nil {
+		if err := st.PublishSigned(ctx, e); err != nil { // as the ingress would
 			t.Fatal(err)
 		}
 	}
@@ -113,7 +107,7 @@ func TestEndToEnd(t *testing.T) {
 			t.Fatal(err)
 		}
 		rv.SetID(fmt.Sprintf("review-%d", i))
-		if err := keys.Sign(&rv, time.Now()); err != nil {
+		if err := st.Keys.Sign(&rv, time.Now()); err != nil {
 			t.Fatal(err)
 		}
 		if err := st.Router.Publish(ctx, rv); err != nil {

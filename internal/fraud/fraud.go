@@ -1,8 +1,10 @@
 // Package fraud scores payments before money moves. It consumes
 // charge.requested and topup.requested and replies charge.screened and
 // topup.screened with a score (0–1000), a decision (allow, review, deny) and
-// the reasons that fired, signed (internal/signing) so that charge and topup
-// can refuse a screened event fraud did not produce.
+// the reasons that fired, signed with fraud's own key (internal/signing) so
+// that charge and topup can refuse a screened event fraud did not produce. It
+// screens only requests signed by the party allowed to send them: the
+// ingress (charge.requested) and the app gateway (topup.requested).
 //
 // Scoring has three parts:
 //   - features (features.go): the payment, plus what the store knows of the
@@ -68,13 +70,16 @@ func (s *Scorer) Score(ctx context.Context, p Payment) (Verdict, Features, error
 // Handler screens charge.requested and topup.requested.
 type Handler struct {
 	Scorer *Scorer
-	Keys   *signing.Keyring
-	// RequireSignedRequests refuses a charge.requested the ingress did not
-	// sign (signing.EnvRequireSigned). Top-ups come from the wallet app, not
-	// through the marketplace ingress, and are not affected.
-	RequireSignedRequests bool
-	Now                   func() time.Time // nil means time.Now
-	Log                   *slog.Logger
+	// Signer is fraud's key: it signs every screened event.
+	Signer *signing.Signer
+	// Requests verifies that a charge.requested comes from the ingress and
+	// a topup.requested from the app gateway; nil refuses them all.
+	Requests *signing.Verifier
+	// AcceptUnsignedRequests skips that check: local development only
+	// (signing.EnvDevAcceptUnsigned).
+	AcceptUnsignedRequests bool
+	Now                    func() time.Time // nil means time.Now
+	Log                    *slog.Logger
 }
 
 // Handle is a function.Handler.
@@ -88,13 +93,18 @@ func (h *Handler) Handle(ctx context.Context, ev cloudevents.Event) (*cloudevent
 		typ, businessID string
 		reply           func(events.Screening) any
 	)
+	if ev.Type() != events.TypeChargeRequested && ev.Type() != events.TypeTopupRequested {
+		return nil, fault.Permanentf("unexpected_type", "fraud does not handle %.64q", ev.Type())
+	}
+	// Before anything is scored or counted: a request the ingress or the
+	// app gateway did not sign is refused (400, dead-lettered).
+	if !h.AcceptUnsignedRequests {
+		if err := h.Requests.Verify(ev, now()); err != nil {
+			return nil, err
+		}
+	}
 	switch ev.Type() {
 	case events.TypeChargeRequested:
-		if h.RequireSignedRequests {
-			if err := h.Keys.Verify(ev, now()); err != nil {
-				return nil, err
-			}
-		}
 		var req events.ChargeRequested
 		if err := events.Decode(ev, &req); err != nil {
 			return nil, err
@@ -128,7 +138,7 @@ func (h *Handler) Handle(ctx context.Context, ev cloudevents.Event) (*cloudevent
 	out.SetID(events.ResultID(events.DeliveryKey(ev), typ))
 	out.SetSubject(businessID)
 	// Signing is the last change to the event.
-	if err := h.Keys.Sign(&out, now()); err != nil {
+	if err := h.Signer.Sign(&out, now()); err != nil {
 		return nil, err
 	}
 	if h.Log != nil {
@@ -156,15 +166,15 @@ func msisdnDigits(s string) string {
 	return b.String()
 }
 
-// Build reads fraud's configuration and wires its handler: the signing key
-// ring (required), the rules (SEBELAS_FRAUD_RULES, watched; unset means the
+// Build reads fraud's configuration and wires its handler: fraud's signing
+// key and the ingress's and app gateway's public keys (required), the rules (SEBELAS_FRAUD_RULES, watched; unset means the
 // built-in default rules) and the table. It does no network I/O.
 func Build(ctx context.Context, getenv func(string) string, log *slog.Logger) (function.Handler, error) {
-	keys, err := signing.FromEnv(getenv)
+	signer, err := signing.SignerFromEnv(signing.RoleFraud, getenv)
 	if err != nil {
 		return nil, err
 	}
-	requireSigned, err := signing.RequireSignedFromEnv(getenv)
+	requests, acceptUnsigned, err := signing.RequestVerifierFromEnv(getenv, signing.RoleIngress, signing.RoleApp)
 	if err != nil {
 		return nil, err
 	}
@@ -196,15 +206,18 @@ func Build(ctx context.Context, getenv func(string) string, log *slog.Logger) (f
 		return nil, err
 	}
 	h := &Handler{
-		Scorer: &Scorer{Rules: rules, Store: NewDynamoStore(db, tc.Table, ledger.New(db, tc.Table, nil))},
-		Keys:   keys,
-		Log:    log,
-		// The ingress signs what it lets in; see signing.EnvRequireSigned.
-		RequireSignedRequests: requireSigned,
+		Scorer:                 &Scorer{Rules: rules, Store: NewDynamoStore(db, tc.Table, ledger.New(db, tc.Table, nil))},
+		Signer:                 signer,
+		Requests:               requests,
+		AcceptUnsignedRequests: acceptUnsigned,
+		Log:                    log,
 	}
 	if log != nil {
 		rs := rules.Current()
-		log.Info("fraud rules in force", "version", rs.Version, "rules", rs.Rules(), "signing_key", keys.SigningKeyID())
+		log.Info("fraud rules in force", "version", rs.Version, "rules", rs.Rules(), "signing_key", signer.KeyID())
+		if acceptUnsigned {
+			log.Warn("INSECURE: accepting unsigned charge and top-up requests (local development only)", "env", signing.EnvDevAcceptUnsigned)
+		}
 	}
 	return h.Handle, nil
 }

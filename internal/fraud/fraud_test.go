@@ -15,25 +15,45 @@ import (
 	"github.com/sebelas/sebelas/internal/signing"
 )
 
-func testKeys(t testing.TB) *signing.Keyring {
+// devKeys are this test run's keys of every role.
+var devKeys = signing.NewDevKeys()
+
+func testKeys(t testing.TB) signing.DevKeys {
 	t.Helper()
-	k, err := signing.ParseKeys(signing.NewDevKey())
+	return devKeys
+}
+
+// newHandler is fraud with its own key, verifying requests against the
+// ingress's and the app gateway's public keys of keys.
+func newHandler(t testing.TB, keys signing.DevKeys) *Handler {
+	t.Helper()
+	requests, err := signing.NewVerifier(map[signing.Role]string{
+		signing.RoleIngress: keys.Signers[signing.RoleIngress].PublicKey(),
+		signing.RoleApp:     keys.Signers[signing.RoleApp].PublicKey(),
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return k
-}
-
-func newHandler(t testing.TB, keys *signing.Keyring) *Handler {
-	t.Helper()
 	return &Handler{
-		Scorer: &Scorer{Rules: StaticRules{testDefaultRules(t)}, Store: NewMemoryStore()},
-		Keys:   keys,
-		Now:    func() time.Time { return t0 },
+		Scorer:   &Scorer{Rules: StaticRules{testDefaultRules(t)}, Store: NewMemoryStore()},
+		Signer:   keys.Signers[signing.RoleFraud],
+		Requests: requests,
+		Now:      func() time.Time { return t0 },
 	}
 }
 
+// incoming is a request signed by the party allowed to send it (the
+// ingress or the app gateway) of devKeys.
 func incoming(t testing.TB, typ string, payload any, id string) cloudevents.Event {
+	t.Helper()
+	ev := unsigned(t, typ, payload, id)
+	if err := devKeys.Sign(&ev, t0); err != nil {
+		t.Fatal(err)
+	}
+	return ev
+}
+
+func unsigned(t testing.TB, typ string, payload any, id string) cloudevents.Event {
 	t.Helper()
 	ev, err := events.NewEvent(typ, "/marketplace/tindahan", payload)
 	if err != nil {
@@ -56,7 +76,7 @@ func TestHandleScreensChargeSigned(t *testing.T) {
 	if reply.Type() != events.TypeChargeScreened || reply.Source() != Source || reply.Subject() != "ch-1" {
 		t.Fatalf("reply %s from %s about %s", reply.Type(), reply.Source(), reply.Subject())
 	}
-	if err := keys.Verify(*reply, t0); err != nil {
+	if err := keys.Verifier().Verify(*reply, t0); err != nil {
 		t.Fatalf("reply signature: %v", err)
 	}
 	var sc events.ChargeScreened
@@ -91,7 +111,7 @@ func TestHandleScreensTopup(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := keys.Verify(*reply, t0); err != nil {
+	if err := keys.Verifier().Verify(*reply, t0); err != nil {
 		t.Fatalf("reply signature: %v", err)
 	}
 	var sc events.TopupScreened
@@ -138,19 +158,40 @@ func TestBuild(t *testing.T) {
 	writeFile(t, good, rulesDoc("v1", 100))
 	bad := filepath.Join(dir, "bad.yaml")
 	writeFile(t, bad, "rules: [")
-	key := signing.NewDevKey()
+	keys := signing.NewDevKeys().Env
+	with := func(kv ...string) map[string]string {
+		env := map[string]string{}
+		for k, v := range keys {
+			env[k] = v
+		}
+		for i := 0; i+1 < len(kv); i += 2 {
+			env[kv[i]] = kv[i+1]
+		}
+		return env
+	}
+	without := func(name string) map[string]string {
+		env := with()
+		delete(env, name)
+		return env
+	}
 	for _, tt := range []struct {
 		name string
 		env  map[string]string
 		ok   bool
 	}{
-		{"default rules", map[string]string{signing.EnvKeys: key}, true},
-		{"rules file", map[string]string{signing.EnvKeys: key, EnvRules: good}, true},
-		{"no signing key", map[string]string{EnvRules: good}, false},
-		{"broken rules", map[string]string{signing.EnvKeys: key, EnvRules: bad}, false},
-		{"missing rules", map[string]string{signing.EnvKeys: key, EnvRules: filepath.Join(dir, "none.yaml")}, false},
-		{"emergency blocklist", map[string]string{signing.EnvKeys: key, EnvBlockedWallets: "w-mule, w-mule-2"}, true},
-		{"bad blocklist", map[string]string{signing.EnvKeys: key, EnvBlockedWallets: "w-mule,,"}, false},
+		{"default rules", with(), true},
+		{"rules file", with(EnvRules, good), true},
+		{"no signing key", without(signing.EnvSigningKey(signing.RoleFraud)), false},
+		{"no ingress public key", without(signing.EnvVerifyKeys(signing.RoleIngress)), false},
+		{"no app gateway public key", without(signing.EnvVerifyKeys(signing.RoleApp)), false},
+		{"dev switch: no request keys needed", map[string]string{signing.EnvSigningKey(signing.RoleFraud): keys[signing.EnvSigningKey(signing.RoleFraud)],
+			signing.EnvDevAcceptUnsigned: "true"}, true},
+		{"retired opt-in switch off", with(signing.EnvRequireSignedRetired, "false"), false},
+		{"retired shared key still set", with(signing.EnvRetired, "k:AAAA"), false},
+		{"broken rules", with(EnvRules, bad), false},
+		{"missing rules", with(EnvRules, filepath.Join(dir, "none.yaml")), false},
+		{"emergency blocklist", with(EnvBlockedWallets, "w-mule, w-mule-2"), true},
+		{"bad blocklist", with(EnvBlockedWallets, "w-mule,,"), false},
 	} {
 		ctx, cancel := context.WithCancel(context.Background())
 		_, err := Build(ctx, func(k string) string { return tt.env[k] }, nil)

@@ -113,9 +113,9 @@ type Publisher interface {
 	Publish(ctx context.Context, ev cloudevents.Event) error
 }
 
-// Signer vouches for an event with the cluster's signing key
-// (signing.Keyring), so a consumer can tell what came through the ingress
-// from what someone on the cluster network posted to the Broker.
+// Signer vouches for an event with the ingress's own key (signing.Signer of
+// role ingress), so a consumer can tell what came through the ingress from
+// what someone on the cluster network posted to the Broker.
 type Signer interface {
 	Sign(ev *cloudevents.Event, now time.Time) error
 }
@@ -531,13 +531,11 @@ func Build(ctx context.Context, getenv func(string) string, log *slog.Logger) (h
 	if u, err := url.Parse(sink); sink == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("ingress: %s or %s must be the Broker's http(s) URL, got %q", EnvSink, EnvBrokerURL, sink)
 	}
-	var signer Signer
-	if getenv(signing.EnvKeys) != "" {
-		keys, err := signing.FromEnv(getenv)
-		if err != nil {
-			return nil, err
-		}
-		signer = keys
+	// Required: fraud and refund refuse every request the ingress did not
+	// sign, so an ingress without its key could only answer 503.
+	signer, err := signing.SignerFromEnv(signing.RoleIngress, getenv)
+	if err != nil {
+		return nil, err
 	}
 	db, err := table.NewClient(ctx, tc)
 	if err != nil {

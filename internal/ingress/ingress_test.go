@@ -586,10 +586,8 @@ func TestBuildNeedsTheBroker(t *testing.T) {
 
 func TestPublishedEventsAreSignedWhenAKeyIsGiven(t *testing.T) {
 	db, name := ddbtest.New(t)
-	keys, err := signing.ParseKeys(signing.NewDevKey())
-	if err != nil {
-		t.Fatal(err)
-	}
+	dev := signing.NewDevKeys()
+	keys := dev.Signers[signing.RoleIngress]
 	b := &broker{}
 	h, err := ingress.New(ingress.Options{KeysText: keysText, MerchantsText: merchantsText, DB: db, Table: name,
 		Charges: ledger.New(db, name, nil), Broker: b, Signer: keys, Now: func() time.Time { return now }})
@@ -602,7 +600,7 @@ func TestPublishedEventsAreSignedWhenAKeyIsGiven(t *testing.T) {
 	if rec.Code != http.StatusAccepted || len(evs) != 1 {
 		t.Fatalf("answer %d, %d published", rec.Code, len(evs))
 	}
-	if err := keys.Verify(evs[0], now); err != nil {
+	if err := dev.Verifier().Verify(evs[0], now); err != nil {
 		t.Errorf("published event does not verify: %v", err)
 	}
 }

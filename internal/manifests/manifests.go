@@ -34,6 +34,8 @@ import (
 	sourcesv1 "knative.dev/eventing/pkg/apis/sources/v1"
 	servingv1 "knative.dev/serving/pkg/apis/serving/v1"
 	"sigs.k8s.io/yaml"
+
+	"github.com/sebelas/sebelas/internal/signing"
 )
 
 // API versions and kinds this package understands.
@@ -278,4 +280,37 @@ func (s *Set) TriggersOf(namespace, broker string) []*eventingv1.Trigger {
 		}
 	}
 	return out
+}
+
+// EnvNames lists the environment variable names the containers of the
+// Service called name declare (in any namespace of the set).
+func (s *Set) EnvNames(name string) map[string]bool {
+	names := map[string]bool{}
+	for _, o := range s.Services {
+		if o.Name != name {
+			continue
+		}
+		for _, c := range o.Spec.Template.Spec.Containers {
+			for _, e := range c.Env {
+				names[e.Name] = true
+			}
+		}
+	}
+	return names
+}
+
+// KeysOf wraps getenv for the Service called name so that it sees only the
+// signing keys (signing.EnvSigningKey, signing.EnvVerifyKeys) its manifest
+// declares: one process running every function locally still gives each
+// the keys, and only the keys, it would hold on a cluster. A manifest that
+// forgets a key its function needs fails locally as it would deployed.
+func (s *Set) KeysOf(name string, getenv func(string) string) func(string) string {
+	declared := s.EnvNames(name)
+	private, public := signing.EnvSigningKey(""), signing.EnvVerifyKeys("")
+	return func(k string) string {
+		if (strings.HasPrefix(k, private) || strings.HasPrefix(k, public)) && !declared[k] {
+			return ""
+		}
+		return getenv(k)
+	}
 }

@@ -34,11 +34,12 @@ var _ Ledger = (*ledger.Store)(nil)
 type Handler struct {
 	Ledger Ledger
 	Log    *slog.Logger
-	// Keys and RequireSigned refuse a refund.requested the ingress did not
-	// sign (signing.EnvRequireSigned), before any money moves.
-	Keys          *signing.Keyring
-	RequireSigned bool
-	Now           func() time.Time // nil means time.Now
+	// Verifier refuses a refund.requested the ingress did not sign, before
+	// any money moves; nil refuses them all. AcceptUnsigned skips the check:
+	// local development only (signing.EnvDevAcceptUnsigned).
+	Verifier       *signing.Verifier
+	AcceptUnsigned bool
+	Now            func() time.Time // nil means time.Now
 }
 
 // Handle is a function.Handler.
@@ -46,12 +47,12 @@ func (h *Handler) Handle(ctx context.Context, ev cloudevents.Event) (*cloudevent
 	if ev.Type() != events.TypeRefundRequested {
 		return nil, fault.Permanentf("unexpected_type", "refund does not handle %.64q", ev.Type())
 	}
-	if h.RequireSigned {
+	if !h.AcceptUnsigned {
 		now := time.Now
 		if h.Now != nil {
 			now = h.Now
 		}
-		if err := h.Keys.Verify(ev, now()); err != nil {
+		if err := h.Verifier.Verify(ev, now()); err != nil {
 			return nil, err
 		}
 	}
@@ -92,16 +93,13 @@ func Build(ctx context.Context, getenv func(string) string, log *slog.Logger) (f
 	if err != nil {
 		return nil, err
 	}
-	requireSigned, err := signing.RequireSignedFromEnv(getenv)
+	verifier, acceptUnsigned, err := signing.RequestVerifierFromEnv(getenv, signing.RoleIngress)
 	if err != nil {
 		return nil, err
 	}
-	var keys *signing.Keyring
-	if requireSigned {
-		if keys, err = signing.FromEnv(getenv); err != nil {
-			return nil, err
-		}
+	if acceptUnsigned && log != nil {
+		log.Warn("INSECURE: accepting unsigned refund requests (local development only)", "env", signing.EnvDevAcceptUnsigned)
 	}
-	h := &Handler{Ledger: ledger.New(db, tc.Table, nil), Log: log, Keys: keys, RequireSigned: requireSigned}
+	h := &Handler{Ledger: ledger.New(db, tc.Table, nil), Log: log, Verifier: verifier, AcceptUnsigned: acceptUnsigned}
 	return h.Handle, nil
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/sebelas/sebelas/internal/ledger"
 	"github.com/sebelas/sebelas/internal/money"
 	"github.com/sebelas/sebelas/internal/refund"
+	"github.com/sebelas/sebelas/internal/signing"
 )
 
 func TestMain(m *testing.M) { ddbtest.Main(m) }
@@ -43,6 +44,9 @@ func (c *clock) Advance(d time.Duration) {
 	c.t = c.t.Add(d)
 }
 
+// ingressKeys are the test run's keys; the handler verifies the ingress's.
+var ingressKeys = signing.NewDevKeys()
+
 type fixture struct {
 	url    string
 	ledger *ledger.Store
@@ -54,7 +58,7 @@ func newFixture(t *testing.T) *fixture {
 	db, name := ddbtest.New(t)
 	c := &clock{t: time.Date(2026, 11, 11, 2, 0, 0, 0, time.UTC)}
 	l := ledger.New(db, name, c.Now)
-	h := &refund.Handler{Ledger: l}
+	h := &refund.Handler{Ledger: l, Verifier: ingressKeys.Verifier()}
 	srv, err := function.NewServer(context.Background(), "refund", h.Handle, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
@@ -103,6 +107,16 @@ func postRaw(t *testing.T, url, id, body string) (int, *cloudevents.Event) {
 	req.Header.Set("Ce-Source", "/marketplace/pasarku")
 	req.Header.Set("Ce-Id", id)
 	req.Header.Set("Content-Type", "application/json")
+	// Signed as the ingress signs what it lets in.
+	ev := cloudevents.NewEvent()
+	ev.SetType(events.TypeRefundRequested)
+	ev.SetSource("/marketplace/pasarku")
+	ev.SetID(id)
+	ev.DataEncoded = []byte(body)
+	if err := ingressKeys.Sign(&ev, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Ce-"+signing.Extension, ev.Extensions()[signing.Extension].(string))
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -112,7 +126,7 @@ func postRaw(t *testing.T, url, id, body string) (int, *cloudevents.Event) {
 	if resp.Header.Get("Ce-Type") == "" {
 		return resp.StatusCode, nil
 	}
-	ev := cloudevents.NewEvent()
+	ev = cloudevents.NewEvent()
 	ev.SetType(resp.Header.Get("Ce-Type"))
 	ev.SetID(resp.Header.Get("Ce-Id"))
 	ev.SetSource(resp.Header.Get("Ce-Source"))

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	cloudevents "github.com/cloudevents/sdk-go/v2"
 
 	"github.com/sebelas/sebelas/internal/charge"
 	"github.com/sebelas/sebelas/internal/ddblocal"
@@ -84,6 +85,8 @@ type Options struct {
 	// Operator is how the operator simulator behaves; the stack starts one
 	// for topup unless Env names SEBELAS_OPERATOR_URL.
 	Operator operator.SimConfig
+	// Keys are the per-role signing keys of the run; nil makes fresh ones.
+	Keys *signing.DevKeys
 	// Run runs each CloudEvents function instead of
 	// function.RunWithLogger; the chaos run uses it to crash and restart
 	// functions. nil means function.RunWithLogger.
@@ -111,6 +114,11 @@ type Stack struct {
 	Operator    *operator.Simulator
 	OperatorURL string
 	operatorSrv *http.Server
+	// Keys are the run's per-role keys: each function is given only the
+	// private and public keys its Service in infra/knative lists; tests and
+	// `sebelas dev` sign as the ingress, the app gateway or a reviewer with
+	// them (PublishSigned).
+	Keys signing.DevKeys
 
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
@@ -158,12 +166,18 @@ func Start(ctx context.Context, opts Options) (st *Stack, err error) {
 		"AWS_ENDPOINT_URL_DYNAMODB": st.Endpoint,
 		"SEBELAS_TABLE":             st.Table,
 		"PORT":                      "0",
-		// Fraud signs screened events, charge and topup verify them: one
-		// fresh key per run, never a key in the repository.
-		signing.EnvKeys: signing.NewDevKey(),
 		// The rules of the ConfigMap, watched: edit the file, the running
 		// fraud function reloads it.
 		fraud.EnvRules: filepath.Join(root, "infra", "knative", "fraud-rules.yaml"),
+	}
+	if opts.Keys != nil {
+		st.Keys = *opts.Keys
+	} else {
+		// Fresh keys per role and run, never a key in the repository.
+		st.Keys = signing.NewDevKeys()
+	}
+	for k, v := range st.Keys.Env {
+		env[k] = v
 	}
 	for k, v := range opts.Env {
 		env[k] = v
@@ -224,6 +238,7 @@ func Start(ctx context.Context, opts Options) (st *Stack, err error) {
 			builders = Builders
 		}
 		build, ok := builders[name]
+		getenv := st.Manifests.KeysOf(name, getenv)
 		if !ok {
 			if hb, ok := HTTPBuilders[name]; ok {
 				addr, err := st.startHTTPFunction(runCtx, name, getenv, hb, log)
@@ -297,6 +312,18 @@ func (st *Stack) started(serve func(ready func(string)) error) (string, error) {
 	case <-time.After(30 * time.Second):
 		return "", errors.New("not ready after 30s")
 	}
+}
+
+// PublishSigned signs ev as the party allowed to send its type would (the
+// ingress, the app gateway, fraud or a reviewer) and puts it on the Broker.
+// A type nobody signs (a tick) is published as it is.
+func (st *Stack) PublishSigned(ctx context.Context, ev cloudevents.Event) error {
+	if _, signed := signing.Senders[ev.Type()]; signed {
+		if err := st.Keys.Sign(&ev, time.Now()); err != nil {
+			return err
+		}
+	}
+	return st.Router.Publish(ctx, ev)
 }
 
 // Close stops the functions, the ingress, the router and DynamoDB Local.

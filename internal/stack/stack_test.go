@@ -53,12 +53,12 @@ func TestChargePathEndToEnd(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := st.Router.Publish(ctx, ev); err != nil {
+		if err := st.PublishSigned(ctx, ev); err != nil {
 			t.Fatal(err)
 		}
 		// The same request redelivered under another event id.
 		ev2, _ := events.NewEvent(events.TypeChargeRequested, "/marketplace/test", r)
-		if err := st.Router.Publish(ctx, ev2); err != nil {
+		if err := st.PublishSigned(ctx, ev2); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -70,7 +70,7 @@ func TestChargePathEndToEnd(t *testing.T) {
 	// the Broker dead-letters it at once.
 	bad, _ := events.NewEvent(events.TypeChargeRequested, "/marketplace/test", req)
 	bad.DataEncoded = []byte(`{"charge_id":"ch-bad","amount":-5}`)
-	if err := st.Router.Publish(ctx, bad); err != nil {
+	if err := st.PublishSigned(ctx, bad); err != nil {
 		t.Fatal(err)
 	}
 	wctx, cancel := context.WithTimeout(ctx, 60*time.Second)

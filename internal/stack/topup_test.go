@@ -12,7 +12,6 @@ import (
 	"github.com/sebelas/sebelas/internal/money"
 	"github.com/sebelas/sebelas/internal/operator"
 	"github.com/sebelas/sebelas/internal/router"
-	"github.com/sebelas/sebelas/internal/signing"
 	"github.com/sebelas/sebelas/internal/stack"
 	"github.com/sebelas/sebelas/internal/topup"
 )
@@ -26,7 +25,6 @@ func TestTopupPathEndToEnd(t *testing.T) {
 	st, err := stack.Start(ctx, stack.Options{
 		Endpoint: ddbtest.Endpoint(t),
 		Table:    name,
-		Env:      map[string]string{signing.EnvKeys: signing.NewDevKey()},
 		Router:   router.Options{Sleep: func(context.Context, time.Duration) error { return nil }},
 	})
 	if err != nil {
@@ -53,7 +51,7 @@ func TestTopupPathEndToEnd(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := st.Router.Publish(ctx, ev); err != nil {
+			if err := st.PublishSigned(ctx, ev); err != nil {
 				t.Fatal(err)
 			}
 		}

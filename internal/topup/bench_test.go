@@ -52,14 +52,14 @@ func BenchmarkTopupSucceeds(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	keys, err := signing.ParseKeys(signing.NewDevKey())
+	keys := signing.NewDevKeys()
 	if err != nil {
 		b.Fatal(err)
 	}
 	breakers := operator.NewBreakers(operator.BreakerConfig{Failures: 5, OpenMs: 30_000}, nil)
 	h := &topup.Handler{
 		Store: topup.NewStore(db, name, l, nil), Catalog: topup.DefaultCatalog(),
-		Operator: operator.Guard(adapter, breakers), Breakers: breakers, Keys: keys,
+		Operator: operator.Guard(adapter, breakers), Breakers: breakers, Verifier: keys.Verifier(),
 		Config: topup.DefaultConfig(), Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}
 	run := time.Now().UnixNano()

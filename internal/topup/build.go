@@ -120,7 +120,7 @@ func Build(ctx context.Context, getenv func(string) string, log *slog.Logger) (f
 	}
 	// Required, as for every function that moves money: without keys no
 	// screened or reviewed event could be told from a forgery.
-	if h.Keys, err = signing.FromEnv(getenv); err != nil {
+	if h.Verifier, err = signing.VerifierFromEnv(getenv, signing.RoleFraud, signing.RoleReview); err != nil {
 		return nil, err
 	}
 	db, err := table.NewClient(ctx, tc)

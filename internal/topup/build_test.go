@@ -14,7 +14,10 @@ import (
 func TestBuildRefusesIncompleteConfiguration(t *testing.T) {
 	good := map[string]string{
 		"AWS_ENDPOINT_URL_DYNAMODB": "http://127.0.0.1:1", "SEBELAS_TABLE": "sebelas",
-		topup.EnvOperatorURL: "http://127.0.0.1:2", signing.EnvKeys: signing.NewDevKey(), topup.EnvSink: "http://127.0.0.1:3",
+		topup.EnvOperatorURL: "http://127.0.0.1:2", topup.EnvSink: "http://127.0.0.1:3",
+	}
+	for k, v := range signing.NewDevKeys().Env {
+		good[k] = v
 	}
 	badCatalog := filepath.Join(t.TempDir(), "products.yaml")
 	if err := os.WriteFile(badCatalog, []byte("version: x\nmarkets: [{market: SG}]\n"), 0o600); err != nil {
@@ -26,7 +29,9 @@ func TestBuildRefusesIncompleteConfiguration(t *testing.T) {
 		{"complete", "", "", ""},
 		{"no aggregator", topup.EnvOperatorURL, "", topup.EnvOperatorURL},
 		{"aggregator not a URL", topup.EnvOperatorURL, "aggregator:443", topup.EnvOperatorURL},
-		{"no signing keys", signing.EnvKeys, "", signing.EnvKeys},
+		{"no fraud public key", signing.EnvVerifyKeys(signing.RoleFraud), "", signing.EnvVerifyKeys(signing.RoleFraud)},
+		{"no reviewer public key", signing.EnvVerifyKeys(signing.RoleReview), "", signing.EnvVerifyKeys(signing.RoleReview)},
+		{"retired shared key", signing.EnvRetired, "k:AAAA", signing.EnvRetired},
 		{"sink not a URL", topup.EnvSink, "broker", topup.EnvSink},
 		{"broken catalog", topup.EnvProducts, badCatalog, "SG"},
 		{"missing catalog", topup.EnvProducts, filepath.Join(t.TempDir(), "none.yaml"), topup.EnvProducts},

@@ -88,7 +88,7 @@ type fixture struct {
 	h      *topup.Handler
 	url    string // the function's HTTP server
 	pub    *collector
-	keys   *signing.Keyring
+	keys   signing.DevKeys
 }
 
 type options struct {
@@ -137,15 +137,12 @@ func newFixture(t *testing.T, o options) *fixture {
 		next = o.adapter(adapter)
 	}
 	breakers := operator.NewBreakers(o.breaker, c.Now)
-	keys, err := signing.ParseKeys(signing.NewDevKey())
-	if err != nil {
-		t.Fatal(err)
-	}
+	keys := signing.NewDevKeys()
 	f := &fixture{t: t, db: db, table: name, clock: c, ledger: l, sim: sim, pub: &collector{}, keys: keys}
 	f.store = topup.NewStore(db, name, l, c.Now)
 	f.h = &topup.Handler{
 		Store: f.store, Catalog: topup.DefaultCatalog(), Operator: operator.Guard(next, breakers), Breakers: breakers,
-		Publisher: f.pub, Keys: keys, Config: o.config, Now: c.Now,
+		Publisher: f.pub, Verifier: keys.Verifier(), Config: o.config, Now: c.Now,
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}
 	srv, err := function.NewServer(context.Background(), "topup", f.h.Handle, f.h.Log)

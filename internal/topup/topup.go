@@ -186,11 +186,11 @@ type Handler struct {
 	Breakers *operator.Breakers
 	// Publisher sends reconcile's outcomes; nil records them only.
 	Publisher Publisher
-	// Keys verifies that screened and reviewed events come from fraud and
-	// the risk team's review tool; nil refuses them all.
-	Keys   *signing.Keyring
-	Config Config
-	Log    *slog.Logger
+	// Verifier checks that screened events come from fraud and reviewed
+	// ones from the risk team's review tool; nil refuses them all.
+	Verifier *signing.Verifier
+	Config   Config
+	Log      *slog.Logger
 	// Now may be nil (time.Now).
 	Now func() time.Time
 }
@@ -237,7 +237,7 @@ func (h *Handler) Handle(ctx context.Context, ev cloudevents.Event) (*cloudevent
 }
 
 func (h *Handler) verify(ev cloudevents.Event) error {
-	return h.Keys.Verify(ev, h.now())
+	return h.Verifier.Verify(ev, h.now())
 }
 
 func (h *Handler) screened(ctx context.Context, ev cloudevents.Event) (*cloudevents.Event, error) {

@@ -16,6 +16,7 @@ import (
 	"github.com/sebelas/sebelas/events"
 	"github.com/sebelas/sebelas/internal/money"
 	"github.com/sebelas/sebelas/internal/operator"
+	"github.com/sebelas/sebelas/internal/signing"
 	"github.com/sebelas/sebelas/internal/topup"
 )
 
@@ -439,6 +440,19 @@ func TestRefusedRequestsGet400AndMoveNothing(t *testing.T) {
 			t.Errorf("status %d, want 400", status)
 		}
 	})
+	// A compromised pod signs with its own key under fraud's name: the
+	// ingress, the app gateway, a reviewer. None is fraud's key.
+	for _, role := range []signing.Role{signing.RoleIngress, signing.RoleApp, signing.RoleReview} {
+		t.Run("screened event signed with the "+string(role)+" key", func(t *testing.T) {
+			ev := f.screened(topupReq("tu-forged-"+string(role), "w-ika", "0812-3456-7890", "tsel-pulsa-50k", 0, "IDR"), events.DecisionAllow, "ev-forged-"+string(role))
+			if err := f.keys.Impostor(role, signing.RoleFraud).Sign(&ev, f.clock.Now()); err != nil {
+				t.Fatal(err)
+			}
+			if status, _ := f.post(ev); status != http.StatusBadRequest {
+				t.Errorf("status %d, want 400", status)
+			}
+		})
+	}
 	if got := f.bal("w-ika", money.IDR); got != (bal{1_000_000, 0}) {
 		t.Errorf("balance = %+v, want untouched", got)
 	}
@@ -497,6 +511,20 @@ func TestManualReview(t *testing.T) {
 		t.Errorf("balance in review = %+v, want nothing held", got)
 	}
 	f.clock.Advance(time.Hour) // a person took their time
+	// An approval signed with fraud's key (a compromised fraud pod skipping
+	// review) is refused and moves nothing; so is one by the ingress's.
+	for _, role := range []signing.Role{signing.RoleFraud, signing.RoleIngress} {
+		forged := f.reviewed("tu-rev-no", events.ReviewApprove, "rv-forged-"+string(role))
+		if err := f.keys.Impostor(role, signing.RoleReview).Sign(&forged, f.clock.Now()); err != nil {
+			t.Fatal(err)
+		}
+		if status, _ := f.post(forged); status != http.StatusBadRequest {
+			t.Errorf("approval signed with %s's key: status %d, want 400", role, status)
+		}
+	}
+	if got := f.bal("w-kiki", money.PHP); got != (bal{100_00, 0}) {
+		t.Errorf("balance after forged approvals = %+v, want untouched", got)
+	}
 	f.result(f.reviewed("tu-rev-ok", events.ReviewApprove, "rv-1"), events.TypeTopupSucceeded)
 	res, _ := f.result(f.reviewed("tu-rev-no", events.ReviewReject, "rv-2"), events.TypeTopupFailed)
 	if res.Reason != events.ReasonFraud {
