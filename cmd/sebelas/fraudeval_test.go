@@ -56,8 +56,8 @@ func TestFraudEval(t *testing.T) {
 }
 
 func TestFraudReviewNeedsKeyAndDecision(t *testing.T) {
-	t.Setenv("SEBELAS_SIGNING_KEY", "")
-	if _, err := runCLI(t, "fraud", "review", "--charge", "ch-1", "--approve", "--reviewer", "r"); err == nil || !strings.Contains(err.Error(), "SEBELAS_SIGNING_KEY") {
+	t.Setenv("SEBELAS_SIGNING_KEY_REVIEW", "")
+	if _, err := runCLI(t, "fraud", "review", "--charge", "ch-1", "--approve", "--reviewer", "r"); err == nil || !strings.Contains(err.Error(), "SEBELAS_SIGNING_KEY_REVIEW") {
 		t.Errorf("without a key: %v", err)
 	}
 	if _, err := runCLI(t, "fraud", "review", "--charge", "ch-1", "--approve", "--reject", "--reviewer", "r"); err == nil {
