@@ -44,6 +44,8 @@ func commands() []command {
 		{"fraud rules-check", "compile a fraud rules file and list its problems", runFraudRulesCheck},
 		{"fraud review", "approve or reject a payment held for fraud review (signed)", runFraudReview},
 		{"keys new", "print a fresh Ed25519 key pair for one signing role (ingress, app, fraud, review)", runKeysNew},
+		{"qr make", "write a merchant-presented EMVCo QR payload in the market's scheme (QRIS, QR Ph, DuitNow, PromptPay, ...)", runQRMake},
+		{"qr parse", "check and decode a merchant-presented QR payload; a refusal prints the reason the app shows", runQRParse},
 		{"operator-sim", "serve a simulated top-up aggregator (latency, failures, lost answers, outages) for topup", runOperatorSim},
 	}
 }
