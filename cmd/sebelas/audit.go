@@ -27,7 +27,7 @@ func runAudit(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	db, err := table.NewClient(ctx, tc)
+	db, err := dynamoClient(ctx, tc)
 	if err != nil {
 		return err
 	}

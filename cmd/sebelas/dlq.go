@@ -25,7 +25,7 @@ func openDLQ(ctx context.Context) (*deadletter.Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	db, err := table.NewClient(ctx, tc)
+	db, err := dynamoClient(ctx, tc)
 	if err != nil {
 		return nil, err
 	}

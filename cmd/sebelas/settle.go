@@ -52,7 +52,7 @@ func runSettleRun(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	db, err := table.NewClient(ctx, tc)
+	db, err := dynamoClient(ctx, tc)
 	if err != nil {
 		return err
 	}

@@ -19,7 +19,7 @@ func openLedger(ctx context.Context) (*ledger.Store, table.Config, error) {
 	if err != nil {
 		return nil, tc, err
 	}
-	db, err := table.NewClient(ctx, tc)
+	db, err := dynamoClient(ctx, tc)
 	if err != nil {
 		return nil, tc, err
 	}
@@ -35,7 +35,7 @@ func runTableCreate(ctx context.Context, args []string, stdout io.Writer) error 
 	if err != nil {
 		return err
 	}
-	db, err := table.NewClient(ctx, tc)
+	db, err := dynamoClient(ctx, tc)
 	if err != nil {
 		return err
 	}

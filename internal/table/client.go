@@ -3,7 +3,6 @@ package table
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net"
 	"net/http"
 	"os"
@@ -12,7 +11,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
-	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
@@ -80,25 +78,28 @@ func NewClient(ctx context.Context, c Config, optFns ...func(*dynamodb.Options))
 			t.ResponseHeaderTimeout = timeout
 		})
 
-	opts := []func(*config.LoadOptions) error{
-		config.WithRegion(c.Region),
-		config.WithHTTPClient(httpClient),
-		config.WithRetryMaxAttempts(c.MaxAttempts),
-		config.WithRetryer(func() aws.Retryer {
+	creds := c.Credentials
+	if creds == nil && c.Endpoint != "" && !envHasCredentials() {
+		creds = credentials.NewStaticCredentialsProvider(localAccessKey, localSecretKey, "")
+	}
+	if creds == nil {
+		var err error
+		if creds, err = podCredentials(c.Region, os.Getenv, httpClient); err != nil {
+			return nil, err
+		}
+	}
+	awsCfg := aws.Config{
+		Region:           c.Region,
+		HTTPClient:       httpClient,
+		Credentials:      creds,
+		RetryMaxAttempts: c.MaxAttempts,
+		Retryer: func() aws.Retryer {
 			return retry.NewStandard(func(o *retry.StandardOptions) {
 				o.MaxAttempts = c.MaxAttempts
 				o.MaxBackoff = MaxBackoff
 				o.Retryables = append(o.Retryables, conflictRetryable{})
 			})
-		}),
-	}
-	if c.Endpoint != "" && !envHasCredentials() {
-		opts = append(opts, config.WithCredentialsProvider(
-			credentials.NewStaticCredentialsProvider(localAccessKey, localSecretKey, "")))
-	}
-	awsCfg, err := config.LoadDefaultConfig(ctx, opts...)
-	if err != nil {
-		return nil, fmt.Errorf("table: load AWS config: %w", err)
+		},
 	}
 	endpoint := c.Endpoint
 	all := append([]func(*dynamodb.Options){func(o *dynamodb.Options) {

@@ -12,6 +12,8 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
 )
 
 // Defaults and limits of Config.
@@ -47,6 +49,10 @@ type Config struct {
 	MaxAttempts int
 	// TimeoutMs bounds one HTTP attempt: connect, send and read the answer.
 	TimeoutMs int
+	// Credentials, when set, sign the requests; nil takes a pod's chain
+	// (environment keys, web identity, container endpoint, instance role;
+	// credentials.go), or dummy keys for a custom endpoint without any.
+	Credentials aws.CredentialsProvider
 }
 
 // ConfigFromEnv reads the configuration the AWS way (see the Env constants).
