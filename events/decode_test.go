@@ -492,6 +492,8 @@ func TestNewEvent(t *testing.T) {
 }
 
 func TestNewEventRefuses(t *testing.T) {
+	SetValidateOutgoing(true)
+	defer SetValidateOutgoing(false)
 	var nilPayload *ChargeResult
 	valid := ChargeResult{ChargeID: "c1", MerchantID: "m1", PayerWallet: "w1", Amount: 1, Currency: "PHP", At: time.Now()}
 	tests := []struct {
@@ -650,5 +652,20 @@ func TestDecodeConcurrent(t *testing.T) {
 		if err := <-errs; err != nil {
 			t.Error(err)
 		}
+	}
+}
+
+// TestOutgoingUnvalidatedIsRefusedAtTheNextHop: with the producer's check
+// off (production), a payload that breaks its schema is still built, and
+// the consumer's Decode refuses it as permanent: one validation per hop.
+func TestOutgoingUnvalidatedIsRefusedAtTheNextHop(t *testing.T) {
+	SetValidateOutgoing(false)
+	ev, err := NewEvent(TypeChargeSucceeded, "/sebelas/charge", ChargeResult{ChargeID: "c1"})
+	if err != nil {
+		t.Fatalf("NewEvent with the check off: %v", err)
+	}
+	var got ChargeResult
+	if err := Decode(ev, &got); err == nil || !fault.IsPermanent(err) {
+		t.Errorf("Decode of a schema-breaking payload = %v, want a permanent refusal", err)
 	}
 }

@@ -42,6 +42,9 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 	fire := fs.String("fire", "", "fire this PingSource once right after start (e.g. settle-id)")
 	verbose := fs.Bool("v", false, "log every function and delivery")
 	acceptUnsigned := fs.Bool("accept-unsigned", false, "INSECURE, local only: fraud and refund accept charge, refund and top-up requests nobody signed (for posting them by hand or with `sebelas burst`)")
+	// Every function checks what it emits against the schemas while
+	// developing (production checks at the consumer only).
+	events.SetValidateOutgoing(true)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
