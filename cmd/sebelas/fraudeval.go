@@ -39,13 +39,13 @@ func loadRules(path string) (*fraud.Ruleset, string, error) {
 }
 
 func runFraudEval(ctx context.Context, args []string, stdout io.Writer) error {
-	fs := newFlags("fraud eval", "[--seed N] [--users N] [--days N] [--rules FILE] [--csv FILE --currency PHP] [--out FILE]")
-	seed := fs.Uint64("seed", fraudeval.ReportSeed, "seed of the synthetic traffic (the same seed gives the same traffic)")
-	users := fs.Int("users", fraudeval.DefaultConfig(0).UsersPerMarket, "ordinary wallets per market; fraud cases scale with it")
-	days := fs.Int("days", fraudeval.DefaultConfig(0).Days, "days of traffic, starting 2026-11-09 UTC (11.11 is inside)")
+	fs := newFlags("fraud eval", "[--seed N] [--rules FILE] [--csv FILE --currency PHP --warmup-steps N --festival DATE] [--out FILE]")
+	seed := fs.Uint64("seed", 0, "added to every data set's seed (0: the figures of docs/fraud-eval.md)")
 	rulesPath := fs.String("rules", "", "rules file (the ConfigMap or its rules.yaml); default: the built-in rules")
-	csvPath := fs.String("csv", "", "evaluate a labelled CSV in the PaySim layout instead of synthetic traffic")
+	csvPath := fs.String("csv", "", "evaluate a labelled CSV in the PaySim layout instead of the synthetic data sets")
 	currency := fs.String("currency", "PHP", "currency of the CSV's amounts (major units)")
+	warmup := fs.Int("warmup-steps", 0, "CSV steps 1..N build the profiles and are not counted")
+	festival := fs.String("festival", "", "the CSV's festival day (YYYY-MM-DD, the market's zone), reported on its own")
 	out := fs.String("out", "", "write the Markdown report to this file instead of stdout")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -55,38 +55,43 @@ func runFraudEval(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	var (
-		report *fraudeval.Report
-		buf    bytes.Buffer
+		buf     bytes.Buffer
+		summary string
 	)
+	start := time.Now()
 	if *csvPath != "" {
 		f, err := os.Open(*csvPath)
 		if err != nil {
 			return err
 		}
 		defer f.Close()
-		txns, err := fraudeval.ReadPaySim(f, *currency, fraudeval.PaySimStart)
+		txns, stats, err := fraudeval.ReadPaySim(f, fraudeval.PaySimOptions{Currency: *currency, WarmupSteps: *warmup, FestivalDate: *festival})
 		if err != nil {
 			return err
 		}
-		if report, err = fraudeval.Run(ctx, fmt.Sprintf("PaySim-layout file %s, amounts in %s", *csvPath, *currency), txns, rs); err != nil {
+		report, err := fraudeval.Run(ctx, fmt.Sprintf("PaySim-layout file %s", *csvPath), txns, rs)
+		if err != nil {
 			return err
 		}
-		fmt.Fprintf(&buf, "Rules: %s.\n", rulesName)
+		fmt.Fprintf(&buf, "Rules: %s.\n\nRead %d rows, skipped %d; %s.\n\n", rulesName, stats.Rows, stats.Skipped, stats.Scale)
+		for _, s := range stats.SkippedLines {
+			fmt.Fprintf(&buf, "- line %d skipped: %s\n", s.Line, s.Reason)
+		}
+		if len(stats.SkippedLines) > 0 {
+			fmt.Fprintln(&buf)
+		}
+		report.WriteSummary(&buf)
 		report.WriteMarkdown(&buf, "amount")
+		summary = report.Summary()
 	} else {
-		cfg := fraudeval.DefaultConfig(*seed)
-		cfg.UsersPerMarket, cfg.Days = *users, *days
-		txns, err := fraudeval.Generate(cfg)
+		sets, err := fraudeval.Datasets(ctx, rs, *seed)
 		if err != nil {
 			return err
 		}
-		if report, err = fraudeval.Run(ctx, fraudeval.ReportSource(cfg), fraudeval.Slice(txns), rs); err != nil {
-			return err
-		}
-		fraudeval.WriteDocument(&buf, report, cfg, rulesName)
+		fraudeval.WriteDocument(&buf, sets, rulesName)
+		summary = sets[1].Report.Summary() + " (second generator)"
 	}
-	timing := fmt.Sprintf("scoring time, in-memory store included: %.1f µs per payment (%d payments in %s)\n",
-		report.ScoreNs/1000, report.Total.Payments, report.Elapsed.Round(time.Millisecond))
+	timing := fmt.Sprintf("elapsed %s\n", time.Since(start).Round(time.Millisecond))
 	if *out == "" {
 		if _, err := stdout.Write(buf.Bytes()); err != nil {
 			return err
@@ -97,8 +102,40 @@ func runFraudEval(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := os.WriteFile(*out, buf.Bytes(), 0o644); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "report written to %s: precision %.1f%%, recall %.1f%%, false-decline rate %.3f%%; %s",
-		*out, 100*report.Total.Precision(), 100*report.Total.Recall(), 100*report.Total.FalseDeclineRate(), timing)
+	fmt.Fprintf(stdout, "report written to %s: %s; %s", *out, summary, timing)
+	return nil
+}
+
+func runFraudGenerate(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := newFlags("fraud generate", "--out FILE [--seed N] [--market PH] [--users N] [--devices]")
+	seed := fs.Uint64("seed", fraudeval.ReportSeedPaySim, "seed (the same seed gives the same file)")
+	mkt := fs.String("market", "PH", "market (a CSV has one currency)")
+	users := fs.Int("users", fraudeval.PaySimConfig(0).UsersPerMarket, "ordinary wallets; fraud cases scale with it")
+	devices := fs.Bool("devices", false, "add the deviceId and deviceCountry columns")
+	out := fs.String("out", "", "CSV file to write")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *out == "" {
+		fs.Usage()
+		return errors.New("--out is required")
+	}
+	cfg := fraudeval.PaySimConfig(*seed)
+	cfg.Markets, cfg.UsersPerMarket = []string{*mkt}, *users
+	txns, err := fraudeval.Generate2(cfg)
+	if err != nil {
+		return err
+	}
+	var buf bytes.Buffer
+	if err := fraudeval.WritePaySim(&buf, txns, fraudeval.PaySimFileStart(cfg), *devices); err != nil {
+		return err
+	}
+	if err := os.WriteFile(*out, buf.Bytes(), 0o644); err != nil {
+		return err
+	}
+	opt := fraudeval.PaySimFileOptions(cfg)
+	fmt.Fprintf(stdout, "%d rows written to %s; evaluate with: sebelas fraud eval --csv %s --currency %s --warmup-steps %d --festival %s\n",
+		len(txns), *out, *out, opt.Currency, opt.WarmupSteps, opt.FestivalDate)
 	return nil
 }
 

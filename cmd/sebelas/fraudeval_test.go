@@ -34,23 +34,24 @@ func TestFraudRulesCheck(t *testing.T) {
 }
 
 func TestFraudEval(t *testing.T) {
-	out, err := runCLI(t, "fraud", "eval", "--users", "20", "--days", "1")
-	if err != nil || !strings.Contains(out, "| payments | fraud | precision |") || !strings.Contains(out, "account_takeover") {
-		t.Fatalf("synthetic: %v\n%s", err, out)
-	}
-	out, err = runCLI(t, "fraud", "eval", "--csv", "../../internal/fraud/fraudeval/testdata/paysim_sample.csv", "--currency", "PHP")
-	if err != nil || !strings.Contains(out, "| 6 | 2 | 100.0% |") {
+	out, err := runCLI(t, "fraud", "eval", "--csv", "../../internal/fraud/fraudeval/testdata/paysim_sample.csv", "--currency", "PHP")
+	if err != nil || !strings.Contains(out, "| rules 2026.11.1 | 6 | 2 |") || !strings.Contains(out, "Read 8 rows, skipped 0; amounts are major units of PHP, times 100") {
 		t.Fatalf("PaySim CSV: %v\n%s", err, out)
 	}
+	csv := filepath.Join(t.TempDir(), "gen.csv")
+	out, err = runCLI(t, "fraud", "generate", "--out", csv, "--users", "60", "--devices")
+	if err != nil || !strings.Contains(out, "--warmup-steps 120 --festival 2026-11-11") {
+		t.Fatalf("generate: %v\n%s", err, out)
+	}
 	report := filepath.Join(t.TempDir(), "eval.md")
-	out, err = runCLI(t, "fraud", "eval", "--users", "20", "--days", "1", "--out", report)
-	if err != nil || !strings.Contains(out, "report written") {
+	out, err = runCLI(t, "fraud", "eval", "--csv", csv, "--warmup-steps", "120", "--festival", "2026-11-11", "--out", report)
+	if err != nil || !strings.Contains(out, "report written") || !strings.Contains(out, "ROC-AUC") {
 		t.Fatalf("--out: %v\n%s", err, out)
 	}
-	if doc, err := os.ReadFile(report); err != nil || !strings.HasPrefix(string(doc), "# Fraud rules: measured quality") {
-		t.Errorf("report file: %v\n%.200s", err, doc)
+	if doc, err := os.ReadFile(report); err != nil || !strings.Contains(string(doc), "mule_fan_in") || !strings.Contains(string(doc), "naive PaySim rule") {
+		t.Errorf("report file: %v\n%.2000s", err, doc)
 	}
-	if _, err := runCLI(t, "fraud", "eval", "--users", "1"); err == nil {
+	if _, err := runCLI(t, "fraud", "generate", "--out", csv, "--users", "1"); err == nil {
 		t.Error("--users 1 accepted")
 	}
 }

@@ -41,6 +41,7 @@ func commands() []command {
 		{"chaos", "bank test: a seeded workload under injected faults (duplicates, crashes, DynamoDB outages, attacks), then every invariant", runChaos},
 		{"settle run", "settle (or re-run) one market's business day: --market ID --date 2026-11-11", runSettleRun},
 		{"fraud eval", "measure the fraud rules on seeded synthetic traffic or a PaySim-layout CSV", runFraudEval},
+		{"fraud generate", "write the second generator's labelled traffic as a PaySim-layout CSV", runFraudGenerate},
 		{"fraud rules-check", "compile a fraud rules file and list its problems", runFraudRulesCheck},
 		{"fraud review", "approve or reject a payment held for fraud review (signed)", runFraudReview},
 		{"keys new", "print a fresh Ed25519 key pair for one signing role (ingress, app, fraud, review)", runKeysNew},

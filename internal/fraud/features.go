@@ -17,9 +17,25 @@ const (
 	KindTopup  = "topup"
 )
 
+// Transaction types, as rules see them in `txn_type`. A charge from a
+// marketplace is a payment and a phone top-up a topup; the others come from
+// labelled history in the PaySim layout (and the evaluation's generators),
+// where money also moves between wallets.
+const (
+	TypePayment  = "payment"
+	TypeTopup    = "topup"
+	TypeTransfer = "transfer" // wallet to wallet
+	TypeCashOut  = "cash_out" // wallet to an agent, for cash
+	TypeDebit    = "debit"    // a bill or direct debit
+	TypeCashIn   = "cash_in"  // money in: not screened, recorded as history
+)
+
 // Payment is what fraud screens, common to charges and top-ups.
 type Payment struct {
 	Kind string // KindCharge or KindTopup
+	// Type is one of the Type constants; "" means the kind's own
+	// (TypePayment for a charge, TypeTopup for a top-up).
+	Type string
 	// EventKey identifies the delivered CloudEvent (source and id): a
 	// redelivery of the same event is not counted twice.
 	EventKey string
@@ -74,27 +90,39 @@ type Observed struct {
 // Features are the values rules are written over: one CEL variable each, by
 // the snake_case name in featureVars.
 type Features struct {
-	Kind, Market, Currency, Wallet, Device, DeviceCountry, Payee string
-	Amount                                                       int64
-	Count1m, Count1h, Count1d                                    int64
-	Sum1m, Sum1h, Sum1d                                          int64
-	HistoryCount                                                 int64
-	HistoryAvg                                                   float64
-	AmountRatio                                                  float64
-	NewWallet                                                    bool
-	WalletAgeS                                                   int64
-	SecondsSinceLast                                             int64
-	NewDevice, DeviceMissing                                     bool
-	NewDeviceAgeS                                                int64
-	Devices                                                      int64
-	CountryMismatch, CountryChanged                              bool
-	NewPayee                                                     bool
-	DeviceWallets                                                int64
-	BalanceKnown                                                 bool
-	Balance                                                      int64
-	BalanceShare                                                 float64
-	HourLocal                                                    int64
-	Redelivery                                                   bool
+	Kind, Type, Market, Currency, Wallet, Device, DeviceCountry, Payee string
+	Amount                                                             int64
+	Count1m, Count1h, Count1d                                          int64
+	Sum1m, Sum1h, Sum1d                                                int64
+	HistoryCount                                                       int64
+	HistoryAvg                                                         float64
+	AmountRatio                                                        float64
+	NewWallet                                                          bool
+	WalletAgeS                                                         int64
+	SecondsSinceLast                                                   int64
+	NewDevice, DeviceMissing                                           bool
+	NewDeviceAgeS                                                      int64
+	Devices                                                            int64
+	CountryMismatch, CountryChanged                                    bool
+	NewPayee                                                           bool
+	DeviceWallets                                                      int64
+	BalanceKnown                                                       bool
+	Balance                                                            int64
+	BalanceShare                                                       float64
+	HourLocal                                                          int64
+	Redelivery                                                         bool
+}
+
+// TypeOrKind is p's transaction type, the kind's own when none is set.
+func (p Payment) TypeOrKind() string {
+	switch {
+	case p.Type != "":
+		return p.Type
+	case p.Kind == KindTopup:
+		return TypeTopup
+	default:
+		return TypePayment
+	}
 }
 
 // balanceShareMax caps amount/balance: a payment far above the balance will
@@ -105,7 +133,7 @@ const balanceShareMax = 10.0
 // market m (the currency's).
 func NewFeatures(p Payment, o Observed, m market.Market) Features {
 	f := Features{
-		Kind: p.Kind, Market: m.Code, Currency: p.Currency, Wallet: p.Wallet, Device: p.DeviceID,
+		Kind: p.Kind, Type: p.TypeOrKind(), Market: m.Code, Currency: p.Currency, Wallet: p.Wallet, Device: p.DeviceID,
 		DeviceCountry: p.DeviceCountry, Payee: p.Payee, Amount: p.Amount,
 		Count1m: o.Count1m, Count1h: o.Count1h, Count1d: o.Count1d,
 		Sum1m: o.Sum1m, Sum1h: o.Sum1h, Sum1d: o.Sum1d,
@@ -145,6 +173,7 @@ type featureVar struct {
 // (docs/fraud.md lists them from here).
 var featureVars = []featureVar{
 	{"kind", types.StringType, func(f *Features) ref.Val { return types.String(f.Kind) }, `"charge" or "topup"`},
+	{"txn_type", types.StringType, func(f *Features) ref.Val { return types.String(f.Type) }, `payment, topup; in labelled history also transfer, cash_out, debit`},
 	{"market", types.StringType, func(f *Features) ref.Val { return types.String(f.Market) }, "the currency's market: ID, PH, MY, TH, BD, PK, IN"},
 	{"currency", types.StringType, func(f *Features) ref.Val { return types.String(f.Currency) }, "ISO 4217 code"},
 	{"wallet", types.StringType, func(f *Features) ref.Val { return types.String(f.Wallet) }, "the payer's wallet id"},

@@ -430,7 +430,7 @@ func TestNewFeatures(t *testing.T) {
 	p := Payment{Kind: KindCharge, Wallet: "w-1", DeviceID: "d", DeviceCountry: "SG", Payee: "m", Amount: 300, Currency: "PHP", At: at}
 	o := Observed{Count1m: 1, HistoryCount: 4, HistorySum: 400, BalanceKnown: true, Balance: 200, NewDeviceAgeSeconds: -1}
 	f := NewFeatures(p, o, ph)
-	want := Features{Kind: KindCharge, Market: "PH", Currency: "PHP", Wallet: "w-1", Device: "d", DeviceCountry: "SG", Payee: "m",
+	want := Features{Kind: KindCharge, Type: TypePayment, Market: "PH", Currency: "PHP", Wallet: "w-1", Device: "d", DeviceCountry: "SG", Payee: "m",
 		Amount: 300, Count1m: 1, HistoryCount: 4, HistoryAvg: 100, AmountRatio: 3, CountryMismatch: true,
 		BalanceKnown: true, Balance: 200, BalanceShare: 1.5, HourLocal: 0, NewDeviceAgeS: -1}
 	if diff := cmp.Diff(want, f); diff != "" {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"iter"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -53,6 +54,17 @@ func ratio(a, b int64) float64 {
 	return float64(a) / float64(b)
 }
 
+// DenyPrecision is denied fraud over everything denied.
+func (c Counts) DenyPrecision() float64 {
+	return ratio(c.FraudDenied, c.FraudDenied+c.LegitDenied)
+}
+
+// LegitFlaggedRate is legitimate payments denied or held over legitimate
+// payments.
+func (c Counts) LegitFlaggedRate() float64 {
+	return ratio(c.LegitDenied+c.LegitReviewed, c.Payments-c.Fraud)
+}
+
 // Precision is flagged fraud over everything flagged.
 func (c Counts) Precision() float64 {
 	tp := c.FraudDenied + c.FraudReviewed
@@ -81,6 +93,92 @@ func (c Counts) AmountRecall() float64 {
 	return c.CaughtAmountUSD / c.FraudAmountUSD
 }
 
+// Outcome is one scorer's results on the traffic: the confusion counts
+// overall, on the festival day and by pattern, and the ranking quality of
+// its score (ROC-AUC).
+type Outcome struct {
+	Name      string
+	Total     Counts
+	Festival  Counts
+	ByPattern map[string]*Counts
+	AUC       float64
+	scores    []scored
+}
+
+type scored struct {
+	score float64
+	fraud bool
+}
+
+func newOutcome(name string) *Outcome { return &Outcome{Name: name, ByPattern: map[string]*Counts{}} }
+
+func (o *Outcome) add(t Txn, decision string, score, usd float64) {
+	o.Total.add(t, decision, usd)
+	if t.Festival {
+		o.Festival.add(t, decision, usd)
+	}
+	if o.ByPattern[t.Pattern] == nil {
+		o.ByPattern[t.Pattern] = &Counts{}
+	}
+	o.ByPattern[t.Pattern].add(t, decision, usd)
+	o.scores = append(o.scores, scored{score, t.Fraud})
+}
+
+func (o *Outcome) finish() {
+	o.AUC = rocAUC(o.scores)
+	o.scores = nil
+}
+
+// rocAUC is the probability that a random fraud scores above a random
+// legitimate payment (ties count half): the Mann-Whitney statistic.
+func rocAUC(s []scored) float64 {
+	sort.Slice(s, func(a, b int) bool { return s[a].score < s[b].score })
+	var pos, neg int64
+	var rankSum float64
+	for i := 0; i < len(s); {
+		j := i
+		for j < len(s) && s[j].score == s[i].score {
+			j++
+		}
+		mid := float64(i+j+1) / 2 // mean 1-based rank of the tie group
+		for k := i; k < j; k++ {
+			if s[k].fraud {
+				pos++
+				rankSum += mid
+			} else {
+				neg++
+			}
+		}
+		i = j
+	}
+	if pos == 0 || neg == 0 {
+		return 0
+	}
+	return (rankSum - float64(pos)*float64(pos+1)/2) / (float64(pos) * float64(neg))
+}
+
+// NaiveRuleName names the baseline every report compares with.
+const NaiveRuleName = "naive PaySim rule"
+
+// naiveVerdict is the baseline a PaySim user starts from: a transfer or
+// cash-out that empties the balance is fraud. Its score is the share of the
+// balance sent (0 for other types and unknown balances); at 99% or more it
+// denies, at 50% it reviews.
+func naiveVerdict(t Txn) (string, float64) {
+	typ := t.Payment.TypeOrKind()
+	if (typ != fraud.TypeTransfer && typ != fraud.TypeCashOut) || t.Balance <= 0 {
+		return events.DecisionAllow, 0
+	}
+	share := min(float64(t.Payment.Amount)/float64(t.Balance), 1)
+	switch {
+	case share >= 0.99:
+		return events.DecisionDeny, share
+	case share >= 0.5:
+		return events.DecisionReview, share
+	}
+	return events.DecisionAllow, share
+}
+
 // Report is the result of one evaluation.
 type Report struct {
 	Source       string // what was evaluated, for the header
@@ -90,6 +188,10 @@ type Report struct {
 	ByMarket     map[string]*Counts
 	ByPattern    map[string]*Counts
 	ByReason     map[string][2]int64 // reason -> payments it fired on: fraud, legit
+	// Scorers are the rules' outcome, then the naive rule's.
+	Scorers []*Outcome
+	// CashIns are money-in rows recorded as history, not scored.
+	CashIns int64
 	// RoundTrips is DynamoDB round trips per payment the same traffic would
 	// cost with the DynamoDB store (counted by the in-memory store).
 	RoundTrips float64
@@ -112,23 +214,26 @@ func Slice(txns []Txn) iter.Seq2[Txn, error] {
 }
 
 // Run replays txns, in order, through a scorer with a fresh in-memory store
-// and the rules of rs, and counts the outcomes.
+// and the rules of rs, and counts the outcomes. Warm-up payments are scored
+// (they build the profiles) but not counted; cash-ins are history only.
 func Run(ctx context.Context, source string, txns iter.Seq2[Txn, error], rs *fraud.Ruleset) (*Report, error) {
 	store := fraud.NewMemoryStore()
 	var balance struct {
 		wallet, currency string
 		value            int64
 	}
-	// The scorer asks for the balance of the payment being scored only.
+	// The scorer asks for the balance of the payment being scored only; a
+	// negative balance is unknown (a PaySim row with none).
 	store.Balance = func(wallet, currency string) (int64, bool) {
-		if wallet == balance.wallet && currency == balance.currency {
+		if wallet == balance.wallet && currency == balance.currency && balance.value >= 0 {
 			return balance.value, true
 		}
 		return 0, false
 	}
 	scorer := &fraud.Scorer{Rules: fraud.StaticRules{Rules: rs}, Store: store}
+	rules, naive := newOutcome("rules "+rs.Version), newOutcome(NaiveRuleName)
 	r := &Report{Source: source, RulesVersion: rs.Version, Rules: rs.Rules(),
-		ByMarket: map[string]*Counts{}, ByPattern: map[string]*Counts{}, ByReason: map[string][2]int64{}}
+		ByMarket: map[string]*Counts{}, ByReason: map[string][2]int64{}, Scorers: []*Outcome{rules, naive}}
 	start := time.Now()
 	var i int64
 	var warm struct{ trips, n, second, device, balances int64 }
@@ -138,6 +243,12 @@ func Run(ctx context.Context, source string, txns iter.Seq2[Txn, error], rs *fra
 		}
 		i++
 		t := &txn
+		if t.CashIn {
+			if !t.Warmup {
+				r.CashIns++
+			}
+			continue
+		}
 		if !t.Warmup && warm.n == 0 {
 			// The calls of the warm-up are not the period's.
 			warm.trips, warm.n = store.RoundTrips()
@@ -156,14 +267,13 @@ func Run(ctx context.Context, source string, txns iter.Seq2[Txn, error], rs *fra
 		}
 		usd := float64(t.Payment.Amount) / usdUnits(f.Market)
 		r.Total.add(*t, v.Decision, usd)
+		rules.add(*t, v.Decision, float64(v.Score), usd)
+		nd, ns := naiveVerdict(*t)
+		naive.add(*t, nd, ns, usd)
 		if r.ByMarket[f.Market] == nil {
 			r.ByMarket[f.Market] = &Counts{}
 		}
 		r.ByMarket[f.Market].add(*t, v.Decision, usd)
-		if r.ByPattern[t.Pattern] == nil {
-			r.ByPattern[t.Pattern] = &Counts{}
-		}
-		r.ByPattern[t.Pattern].add(*t, v.Decision, usd)
 		for _, reason := range v.Reasons {
 			c := r.ByReason[reason]
 			if t.Fraud {
@@ -175,6 +285,10 @@ func Run(ctx context.Context, source string, txns iter.Seq2[Txn, error], rs *fra
 		}
 	}
 	r.Elapsed = time.Since(start)
+	r.ByPattern = rules.ByPattern
+	for _, o := range r.Scorers {
+		o.finish()
+	}
 	trips, n := store.RoundTrips()
 	second, device, balances := store.Calls()
 	n -= warm.n
@@ -197,7 +311,6 @@ func usdUnits(code string) float64 {
 
 // WriteMarkdown writes the report as the Markdown tables of docs/fraud-eval.md.
 func (r *Report) WriteMarkdown(w io.Writer, amountUnit string) {
-	pct := func(x float64) string { return fmt.Sprintf("%.1f%%", 100*x) }
 	pct2 := func(x float64) string { return fmt.Sprintf("%.3f%%", 100*x) }
 	fmt.Fprintf(w, "Source: %s. Rules version %s (%d rules).\n\n", r.Source, r.RulesVersion, r.Rules)
 	if r.Total.Payments == 0 {
@@ -256,13 +369,7 @@ func (r *Report) WriteMarkdown(w io.Writer, amountUnit string) {
 func sortedPatterns(m map[string]*Counts) []string {
 	var fraudNames, legit []string
 	for k := range m {
-		isFraud := false
-		for _, p := range FraudPatterns {
-			if k == p {
-				isFraud = true
-			}
-		}
-		if isFraud {
+		if slices.Contains(FraudPatterns, k) || slices.Contains(FraudPatterns2, k) || strings.HasSuffix(k, "_fraud") {
 			fraudNames = append(fraudNames, k)
 		} else {
 			legit = append(legit, k)
@@ -281,4 +388,25 @@ func currencyOf(code string) (money.Currency, market.Market, error) {
 	}
 	m, err := market.ByCurrency(c)
 	return c, m, err
+}
+
+// Summary is one line of the rules' headline figures.
+func (r *Report) Summary() string {
+	o := r.Scorers[0]
+	t := o.Total
+	return fmt.Sprintf("ROC-AUC %.3f, deny precision %.1f%% recall %.1f%%, flagged precision %.1f%% recall %.1f%%, legit flagged %.2f%% (festival %.2f%%)",
+		o.AUC, 100*t.DenyPrecision(), 100*t.DenyRecall(), 100*t.Precision(), 100*t.Recall(), 100*t.LegitFlaggedRate(), 100*o.Festival.LegitFlaggedRate())
+}
+
+// WriteSummary writes the scorers' headline table of one report.
+func (r *Report) WriteSummary(w io.Writer) {
+	fmt.Fprintf(w, "| scorer | payments | fraud | ROC-AUC | deny precision | deny recall | flagged precision | flagged recall | legit flagged | legit flagged, festival | money caught |\n")
+	fmt.Fprintf(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, o := range r.Scorers {
+		t := o.Total
+		fmt.Fprintf(w, "| %s | %d | %d | %.3f | %s | %s | %s | %s | %s | %s | %s |\n", o.Name, t.Payments, t.Fraud, o.AUC,
+			pct(t.DenyPrecision()), pct(t.DenyRecall()), pct(t.Precision()), pct(t.Recall()), pct2(t.LegitFlaggedRate()),
+			pct2(o.Festival.LegitFlaggedRate()), pct(t.AmountRecall()))
+	}
+	fmt.Fprintln(w)
 }

@@ -48,6 +48,13 @@ type Txn struct {
 	// Warmup payments build the wallets' history before the period; they
 	// are screened (so the store knows them) but not counted.
 	Warmup bool
+	// CashIn is money into Payment.Wallet (from Payment.Payee): not
+	// screened, recorded as history.
+	CashIn bool
+	// Festival: on the market's festival day (11.11, local date).
+	Festival bool
+	// PayeeBalance is the receiving wallet's balance before a transfer.
+	PayeeBalance int64
 }
 
 // Config shapes the synthetic traffic.
@@ -177,7 +184,7 @@ func (g *gen) add(wallet string, a action) {
 
 func (g *gen) pay(wallet string, at time.Time, kind, payee, device, country string, usd float64, fraudulent bool, pattern string) {
 	g.add(wallet, action{at: at, txn: &Txn{
-		Payment: fraud.Payment{Kind: kind, Wallet: wallet, Payee: payee, DeviceID: device, DeviceCountry: country,
+		Payment: fraud.Payment{Kind: kind, Type: map[string]string{fraud.KindCharge: fraud.TypePayment, fraud.KindTopup: fraud.TypeTopup}[kind], Wallet: wallet, Payee: payee, DeviceID: device, DeviceCountry: country,
 			Amount: g.minor(usd), Currency: string(g.m.Currency), At: at},
 		Fraud: fraudulent, Pattern: pattern,
 	}})
@@ -347,7 +354,7 @@ func (g *gen) takeover(victim *user) {
 		}
 		// Amount is a share of what is left: settled in settle().
 		g.add(victim.wallet, action{at: at, txn: &Txn{
-			Payment: fraud.Payment{Kind: fraud.KindCharge, Wallet: victim.wallet, Payee: fmt.Sprintf("m-%s-mule-%03d", g.m.Code, g.rng.IntN(50)),
+			Payment: fraud.Payment{Kind: fraud.KindCharge, Type: fraud.TypePayment, Wallet: victim.wallet, Payee: fmt.Sprintf("m-%s-mule-%03d", g.m.Code, g.rng.IntN(50)),
 				DeviceID: device, DeviceCountry: country, Amount: -int64(share * 1000), Currency: string(g.m.Currency), At: at},
 			Fraud: true, Pattern: PatternTakeover,
 		}})
@@ -444,6 +451,7 @@ func (g *gen) settle() []Txn {
 				continue
 			}
 			t.Balance = balance
+			t.Festival = g.m.LocalDate(t.Payment.At) == FestivalDate
 			balance -= t.Payment.Amount
 			out = append(out, t)
 		}
