@@ -47,6 +47,7 @@ func commands() []command {
 		{"keys new", "print a fresh Ed25519 key pair for one signing role (ingress, app, fraud, review)", runKeysNew},
 		{"qr make", "write a merchant-presented EMVCo QR payload in the market's scheme (QRIS, QR Ph, DuitNow, PromptPay, ...)", runQRMake},
 		{"qr parse", "check and decode a merchant-presented QR payload; a refusal prints the reason the app shows", runQRParse},
+		{"reconcile", "match a partner's statement (top-up aggregator, bank cash-ins) with the ledger for a period", runReconcile},
 		{"operator-sim", "serve a simulated top-up aggregator (latency, failures, lost answers, outages) for topup", runOperatorSim},
 	}
 }

@@ -51,7 +51,7 @@ func runOperatorSim(ctx context.Context, args []string, stdout io.Writer) error 
 		return err
 	}
 	srv := &http.Server{Handler: sim, ReadHeaderTimeout: 10 * time.Second}
-	fmt.Fprintf(stdout, "operator simulator on http://%s (POST /v1/topups, GET /v1/topups/{reference}, GET /sim/stats, PUT /sim/config)\n", ln.Addr())
+	fmt.Fprintf(stdout, "operator simulator on http://%s (POST /v1/topups, GET /v1/topups/{reference}, GET /v1/statements?from=&to=&format=csv|jsonl, GET /sim/stats, PUT /sim/config)\n", ln.Addr())
 	fmt.Fprintf(stdout, "point topup at it: %s=http://%s\n", topup.EnvOperatorURL, ln.Addr())
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

@@ -9,6 +9,7 @@
 //
 //	POST /v1/topups             body Request           submit, idempotent on reference
 //	GET  /v1/topups/{reference}                        status of an earlier submit
+//	GET  /v1/statements?from&to&format                 the period's statement (statement.go)
 //
 // Both answer {"reference", "status", "operator_ref", "code"} with status
 // one of succeeded, failed or pending. The promises the top-up function

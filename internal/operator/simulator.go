@@ -90,6 +90,7 @@ type simTopup struct {
 	code        string
 	operatorRef string
 	resolveAt   time.Time
+	receivedAt  time.Time // when the submit was taken: the statement's date
 }
 
 // Simulator is an aggregator API (see the package documentation) in
@@ -123,6 +124,7 @@ func NewSimulator(cfg SimConfig, now func() time.Time) (*Simulator, error) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/topups", s.submit)
 	mux.HandleFunc("GET /v1/topups/{reference}", s.status)
+	mux.HandleFunc("GET /v1/statements", s.statement)
 	mux.HandleFunc("GET /sim/stats", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, s.Stats()) })
 	mux.HandleFunc("GET /sim/config", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, s.Config()) })
 	mux.HandleFunc("PUT /sim/config", s.putConfig)
@@ -261,7 +263,7 @@ func (s *Simulator) submit(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusServiceUnavailable, wireResult{Reference: req.Reference, Status: "failed", Code: CodeUnavailable})
 		return
 	}
-	t := &simTopup{req: req}
+	t := &simTopup{req: req, receivedAt: now}
 	s.seq++
 	switch {
 	case now.After(req.ExpiresAt):

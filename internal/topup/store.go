@@ -64,6 +64,14 @@ const (
 	// outboxPrefix is the GSI partition of top-ups reconcile finished
 	// whose outcome event is not published yet.
 	outboxPrefix = "TP#outbox#"
+	// submittedPrefix is the GSI partition of finished top-ups that were
+	// held, so may have reached the aggregator: TS#<UTC date of
+	// operator_expires_at>#<shard>, sorted by operator_expires_at. The
+	// nightly reconcile against the aggregator's statement reads a day of
+	// it (Submitted) instead of scanning the table. A top-up enters it with
+	// the write that makes it final (or, through the outbox, when its event
+	// is published), so it costs no write of its own: one more GSI write.
+	submittedPrefix = "TS#"
 
 	// Shards spreads open top-ups over this many GSI partitions. At the
 	// design point, 1,000 top-ups/s, each writes its partition twice (in
@@ -173,7 +181,16 @@ func shardOf(topupID string) int {
 }
 
 func inFlightKey(shard int) string { return fmt.Sprintf("%s%02d", inFlightPrefix, shard) }
-func outboxKey(shard int) string   { return fmt.Sprintf("%s%02d", outboxPrefix, shard) }
+func submittedKey(day string, shard int) string {
+	return fmt.Sprintf("%s%s#%02d", submittedPrefix, day, shard)
+}
+
+// submittedKeys are rec's entry in the submitted index.
+func submittedKeys(rec Record) (pk, sk string) {
+	exp := rec.OperatorExpires().UTC()
+	return submittedKey(exp.Format(time.DateOnly), shardOf(rec.TopupID)), dueKey(exp, rec.TopupID)
+}
+func outboxKey(shard int) string { return fmt.Sprintf("%s%02d", outboxPrefix, shard) }
 func dueKey(t time.Time, topupID string) string {
 	return t.UTC().Format(dueLayout) + "#" + topupID
 }
@@ -477,11 +494,11 @@ func (s *Store) moved(ctx context.Context, topupID string, old map[string]types.
 	return rec, errMoved
 }
 
-// finished is rec final with status: out of the GSI, or with outbox parked
-// in the outbox partition until its event is published.
+// finished is rec final with status: in the submitted index, or with outbox
+// parked in the outbox partition until its event is published.
 func (s *Store) finished(rec Record, status string, outbox bool) Record {
 	rec.Status = status
-	rec.GSI1PK, rec.GSI1SK = "", ""
+	rec.GSI1PK, rec.GSI1SK = submittedKeys(rec)
 	if outbox {
 		rec.GSI1PK, rec.GSI1SK = outboxKey(shardOf(rec.TopupID)), dueKey(s.now(), rec.TopupID)
 	}
@@ -613,11 +630,14 @@ func (s *Store) scan(ctx context.Context, partition func(int) string, before str
 	return out, nil
 }
 
-// Published takes a finished top-up out of the outbox.
+// Published takes a finished top-up out of the outbox, into the submitted
+// index.
 func (s *Store) Published(ctx context.Context, rec Record) error {
+	pk, sk := submittedKeys(rec)
 	e := mustBuild(expression.NewBuilder().
 		WithCondition(expression.Name("gsi1pk").Equal(expression.Value(outboxKey(shardOf(rec.TopupID))))).
-		WithUpdate(expression.Remove(expression.Name("gsi1pk")).Remove(expression.Name("gsi1sk"))))
+		WithUpdate(expression.Set(expression.Name("gsi1pk"), expression.Value(pk)).
+			Set(expression.Name("gsi1sk"), expression.Value(sk))))
 	_, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName: aws.String(s.table), Key: key(rec.TopupID),
 		ConditionExpression: e.Condition(), UpdateExpression: e.Update(),
@@ -649,4 +669,61 @@ func (s *Store) RecordConflict(ctx context.Context, req events.TopupRequested, h
 		UpdateExpression: e.Update(), ExpressionAttributeNames: e.Names(), ExpressionAttributeValues: e.Values(),
 	})
 	return table.Classify(err)
+}
+
+// SubmittedStats count the reads of one Submitted call.
+type SubmittedStats struct {
+	Queries int // query pages read
+	Items   int
+}
+
+// Submitted calls fn with every finished top-up that was held and whose
+// operator request expired (operator_expires_at) in [from, to): every top-up
+// the aggregator may have received in [from − RequestTTL, to). The index is
+// eventually consistent: a top-up finished a moment ago may be missing (the
+// reconcile reads the statement's references it did not see directly).
+// A top-up still held or pending is not in it (Due lists those).
+func (s *Store) Submitted(ctx context.Context, from, to time.Time, fn func(Record) error) (SubmittedStats, error) {
+	var st SubmittedStats
+	if !from.Before(to) {
+		return st, nil
+	}
+	lo, hi := from.UTC().Format(dueLayout), to.UTC().Format(dueLayout)
+	for day := from.UTC().Truncate(24 * time.Hour); day.Before(to); day = day.Add(24 * time.Hour) {
+		for shard := range Shards {
+			kc := mustBuild(expression.NewBuilder().WithKeyCondition(expression.KeyAnd(
+				expression.Key("gsi1pk").Equal(expression.Value(submittedKey(day.Format(time.DateOnly), shard))),
+				expression.Key("gsi1sk").Between(expression.Value(lo), expression.Value(hi)))))
+			var start map[string]types.AttributeValue
+			for {
+				page, err := s.db.Query(ctx, &dynamodb.QueryInput{
+					TableName: aws.String(s.table), IndexName: aws.String(tabledef.GSI1),
+					KeyConditionExpression: kc.KeyCondition(), ExpressionAttributeNames: kc.Names(),
+					ExpressionAttributeValues: kc.Values(), ExclusiveStartKey: start,
+				})
+				if err != nil {
+					return st, table.Classify(err)
+				}
+				st.Queries++
+				var recs []Record
+				if err := attributevalue.UnmarshalListOfMaps(page.Items, &recs); err != nil {
+					return st, fault.Transient("corrupt_topup", err)
+				}
+				for _, r := range recs {
+					if !r.OperatorExpires().Before(to) {
+						continue // BETWEEN includes hi
+					}
+					st.Items++
+					if err := fn(r); err != nil {
+						return st, err
+					}
+				}
+				if len(page.LastEvaluatedKey) == 0 {
+					break
+				}
+				start = page.LastEvaluatedKey
+			}
+		}
+	}
+	return st, nil
 }
