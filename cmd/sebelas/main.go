@@ -39,6 +39,7 @@ func commands() []command {
 		{"dlq show", "show one dead letter: its failure and the original event", runDLQShow},
 		{"dlq replay", "post dead letters' original events to the Broker again and mark them resolved (idempotent)", runDLQReplay},
 		{"chaos", "bank test: a seeded workload under injected faults (duplicates, crashes, DynamoDB outages, attacks), then every invariant", runChaos},
+		{"settle payouts", "write the payout file of a settled market-day, once per run pass: --market ID --date D --out DIR", runSettlePayouts},
 		{"settle run", "settle (or re-run) one market's business day: --market ID --date 2026-11-11", runSettleRun},
 		{"fraud eval", "measure the fraud rules on seeded synthetic traffic or a PaySim-layout CSV", runFraudEval},
 		{"fraud generate", "write the second generator's labelled traffic as a PaySim-layout CSV", runFraudGenerate},
@@ -47,7 +48,7 @@ func commands() []command {
 		{"keys new", "print a fresh Ed25519 key pair for one signing role (ingress, app, fraud, review)", runKeysNew},
 		{"qr make", "write a merchant-presented EMVCo QR payload in the market's scheme (QRIS, QR Ph, DuitNow, PromptPay, ...)", runQRMake},
 		{"qr parse", "check and decode a merchant-presented QR payload; a refusal prints the reason the app shows", runQRParse},
-		{"reconcile", "match a partner's statement (top-up aggregator, bank cash-ins) with the ledger for a period", runReconcile},
+		{"reconcile", "match a partner's statement (top-up aggregator, bank cash-ins, bank payout report) with the ledger for a period", runReconcile},
 		{"operator-sim", "serve a simulated top-up aggregator (latency, failures, lost answers, outages) for topup", runOperatorSim},
 	}
 }

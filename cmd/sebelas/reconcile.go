@@ -11,6 +11,7 @@ import (
 	"github.com/sebelas/sebelas/internal/ledger"
 	"github.com/sebelas/sebelas/internal/operator"
 	"github.com/sebelas/sebelas/internal/recon"
+	"github.com/sebelas/sebelas/internal/settle"
 	"github.com/sebelas/sebelas/internal/table"
 	"github.com/sebelas/sebelas/internal/topup"
 )
@@ -22,15 +23,16 @@ const statementBytesMax = 4 << 30
 // (docs/reconciliation.md) and exits non-zero when they disagree or a
 // line could not be read.
 func runReconcile(ctx context.Context, args []string, stdout io.Writer) error {
-	fs := newFlags("reconcile", "--source topups|cashins --statement FILE (--date 2026-11-11 | --from T --to T) [--format csv|jsonl]")
-	source := fs.String("source", "", "topups (the aggregator's statement) or cashins (a bank's cash-in statement)")
+	fs := newFlags("reconcile", "--source topups|cashins|payouts --statement FILE (--date 2026-11-11 | --from T --to T) [--format csv|jsonl] [--market ID]")
+	source := fs.String("source", "", "topups (the aggregator's statement), cashins (a bank's cash-in statement) or payouts (the bank's report on a market-day's payout files)")
 	path := fs.String("statement", "", "the statement file (- for stdin)")
 	format := fs.String("format", operator.StatementFormatCSV, "topups only: csv or jsonl")
-	date := fs.String("date", "", "the period is this UTC day")
+	date := fs.String("date", "", "the period is this UTC day (topups, cashins) or the market's business date (payouts)")
 	from := fs.String("from", "", "start of the period, RFC 3339 (instead of --date)")
 	to := fs.String("to", "", "end of the period, RFC 3339, exclusive")
 	ttlMs := fs.Int("ttl-ms", topup.RequestTTLMsDefault, "topups: the top-up function's operator request TTL (SEBELAS_TOPUP_REQUEST_TTL_MS)")
 	edgeMs := fs.Int("edge-ms", 10*60_000, "cashins: how long after the bank books money the ledger may credit it")
+	marketID := fs.String("market", "", "payouts: the market")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -89,8 +91,13 @@ func runReconcile(ctx context.Context, args []string, stdout io.Writer) error {
 				return err
 			}
 		}
+	case "payouts":
+		rep, err = reconcilePayouts(ctx, settle.New(db, tc.Table, settle.Options{}), *marketID, *date, in)
+		if err != nil {
+			return err
+		}
 	default:
-		return fmt.Errorf("--source %q: want topups or cashins", *source)
+		return fmt.Errorf("--source %q: want topups, cashins or payouts", *source)
 	}
 	if err := rep.Write(stdout); err != nil {
 		return err

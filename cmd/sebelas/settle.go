@@ -20,10 +20,11 @@ import (
 // settled are replayed, never credited again; merchants a failed run missed
 // are settled now.
 func runSettleRun(ctx context.Context, args []string, stdout io.Writer) error {
-	fs := newFlags("settle run", "--market ID [--date 2026-11-11] [--sink URL]")
+	fs := newFlags("settle run", "--market ID [--date 2026-11-11] [--sink URL] [--payouts DIR]")
 	code := fs.String("market", "", "market: ID PH MY TH BD PK IN (required)")
 	date := fs.String("date", "", "local business date YYYY-MM-DD (default: yesterday in the market's zone)")
 	sink := fs.String("sink", os.Getenv(settle.EnvSink), "publish settlement.completed to this Broker ingress URL (default $K_SINK; empty: print only)")
+	payouts := fs.String("payouts", "", "when the run is done, write its payout file into this directory (once per pass)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -85,5 +86,8 @@ func runSettleRun(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "pass %d: %d units settled now in %d transactions; %d settlements announced, their nets total %s\n",
 		out.Pass, out.Units, out.Batches, out.Announced, money.Amount{Minor: net, Currency: m.Currency})
+	if *payouts != "" && out.Done {
+		return writePayouts(ctx, s, m, *date, *payouts, stdout)
+	}
 	return nil
 }

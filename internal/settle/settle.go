@@ -10,6 +10,9 @@
 //	SR#<market>#<date>   / RUN                   the run over a market-day: pass, shard reached
 //	MW#<merchant>        / BAL#<currency>        the merchant's settled balance
 //
+// A settlement also carries a gsi1 entry SL#<market>#<date>#<nn>, so that a
+// market-day's settlements can be listed (list.go).
+//
 // and it marks the ledger's units settled (ledger/unsettled.go).
 //
 // Why it is exact (docs/architecture.md, "Settlement"): a unit is settled by a
@@ -427,6 +430,8 @@ func (s *Store) settlementAdd(m market.Market, date, merchant, sid string, b bat
 		Set(expression.Name("business_date"), v(date)).
 		Set(expression.Name("settled_at"), expression.Name("settled_at").IfNotExists(v(ts))).
 		Set(expression.Name("updated_at"), v(ts)).
+		Set(expression.Name(tabledef.GSI1PK), v(listPK(m.Code, date, merchant))).
+		Set(expression.Name(tabledef.GSI1SK), v(merchant+"#"+string(m.Currency))).
 		Add(expression.Name("charges_count"), v(b.charges)).
 		Add(expression.Name("charges_total"), v(b.chargesTotal)).
 		Add(expression.Name("refunds_count"), v(b.refunds)).
