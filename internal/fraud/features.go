@@ -85,6 +85,14 @@ type Observed struct {
 	BalanceKnown bool
 	// Redelivery is set when this very event was counted before.
 	Redelivery bool
+	// Payee flows (flows.go): distinct payees in the last hour and day,
+	// this one included, and those of the hour paid a probe-sized amount.
+	Payees1h, Payees1d, ProbePayees1h int64
+	// Money received in the last hour: distinct payers and sum, and the
+	// seconds since the last arrival (-1: none remembered).
+	InPayers1h, In1h, SecondsSinceIn int64
+	// Receiver is the receiving wallet's side of a transfer.
+	Receiver Receiver
 }
 
 // Features are the values rules are written over: one CEL variable each, by
@@ -111,6 +119,18 @@ type Features struct {
 	BalanceShare                                                       float64
 	HourLocal                                                          int64
 	Redelivery                                                         bool
+	// Flows (flows.go) and the market's surge (surge.go).
+	Payees1h, Payees1d, ProbePayees1h int64
+	InPayers1h, In1h, SecondsSinceIn  int64
+	InOutShare                        float64
+	PayeeKnown                        bool
+	PayeePayers1d, PayeeIn1d          int64
+	PayeeAgeS, PayeePayments          int64
+	Drain1d                           float64
+	MarketSurge                       float64
+	// ModelScore is the learned model's fraud probability (model.go), -1
+	// when no model is loaded.
+	ModelScore float64
 }
 
 // TypeOrKind is p's transaction type, the kind's own when none is set.
@@ -151,11 +171,26 @@ func NewFeatures(p Payment, o Observed, m market.Market) Features {
 		}
 	}
 	f.CountryMismatch = p.DeviceCountry != "" && p.DeviceCountry != m.Code
+	f.Payees1h, f.Payees1d, f.ProbePayees1h = o.Payees1h, o.Payees1d, o.ProbePayees1h
+	f.InPayers1h, f.In1h, f.SecondsSinceIn = o.InPayers1h, o.In1h, o.SecondsSinceIn
+	if o.In1h > 0 {
+		f.InOutShare = math.Min(float64(p.Amount)/float64(o.In1h), balanceShareMax)
+	}
+	f.PayeeAgeS = -1
+	if r := o.Receiver; r.Known {
+		f.PayeeKnown, f.PayeePayers1d, f.PayeeIn1d, f.PayeeAgeS, f.PayeePayments = true, r.Payers1d, r.In1d, r.AgeS, r.Payments
+	}
+	f.MarketSurge, f.ModelScore = 1, -1
 	if o.BalanceKnown {
 		f.Balance = o.Balance
 		f.BalanceShare = balanceShareMax
 		if o.Balance > 0 {
 			f.BalanceShare = math.Min(float64(p.Amount)/float64(o.Balance), balanceShareMax)
+		}
+		// The balance at the start of the day's window: now, plus what
+		// went out in the window before this payment.
+		if start := o.Balance + o.Sum1d - p.Amount; start > 0 {
+			f.Drain1d = math.Min(float64(o.Sum1d)/float64(start), balanceShareMax)
 		}
 	}
 	return f
@@ -205,6 +240,21 @@ var featureVars = []featureVar{
 	{"balance", types.IntType, func(f *Features) ref.Val { return types.Int(f.Balance) }, "spendable balance before this payment; -1 when not read"},
 	{"balance_share", types.DoubleType, func(f *Features) ref.Val { return types.Double(f.BalanceShare) }, "amount / balance (capped at 10); 0 when not read"},
 	{"hour_local", types.IntType, func(f *Features) ref.Val { return types.Int(f.HourLocal) }, "hour of day in the market's time zone, 0..23"},
+	{"payees_1h", types.IntType, func(f *Features) ref.Val { return types.Int(f.Payees1h) }, "distinct payees of the wallet in the last hour, this one included (saturates near 8)"},
+	{"payees_1d", types.IntType, func(f *Features) ref.Val { return types.Int(f.Payees1d) }, "... in the last day"},
+	{"probe_payees_1h", types.IntType, func(f *Features) ref.Val { return types.Int(f.ProbePayees1h) }, "of payees_1h, those paid a probe-sized amount (about USD 2 or less): card testing"},
+	{"in_payers_1h", types.IntType, func(f *Features) ref.Val { return types.Int(f.InPayers1h) }, "distinct wallets (and cash-ins) that sent this wallet money in the last hour"},
+	{"in_1h", types.IntType, func(f *Features) ref.Val { return types.Int(f.In1h) }, "money they sent, minor units"},
+	{"seconds_since_in", types.IntType, func(f *Features) ref.Val { return types.Int(f.SecondsSinceIn) }, "seconds since money last arrived; -1 when none remembered"},
+	{"in_out_share", types.DoubleType, func(f *Features) ref.Val { return types.Double(f.InOutShare) }, "amount / in_1h (capped at 10): money received and sent on; 0 without inflow"},
+	{"payee_known", types.BoolType, func(f *Features) ref.Val { return types.Bool(f.PayeeKnown) }, "the receiving wallet's counters were read (transfers between wallets only)"},
+	{"payee_payers_1d", types.IntType, func(f *Features) ref.Val { return types.Int(f.PayeePayers1d) }, "distinct wallets that sent the receiver money in the last day, this one included (mule fan-in; saturates near 8)"},
+	{"payee_in_1d", types.IntType, func(f *Features) ref.Val { return types.Int(f.PayeeIn1d) }, "money they sent it, minor units"},
+	{"payee_age_s", types.IntType, func(f *Features) ref.Val { return types.Int(f.PayeeAgeS) }, "seconds since the receiver first received or paid; 0 when never seen, -1 when not read"},
+	{"payee_payments", types.IntType, func(f *Features) ref.Val { return types.Int(f.PayeePayments) }, "payments the receiver made itself (remembered)"},
+	{"drain_1d", types.DoubleType, func(f *Features) ref.Val { return types.Double(f.Drain1d) }, "sum_1d / the balance at the start of the day's window (capped at 10): a slow drain; 0 when the balance was not read"},
+	{"market_surge", types.DoubleType, func(f *Features) ref.Val { return types.Double(f.MarketSurge) }, "the market's payment rate over the last minutes / over the last days (1 until measured): the festival baseline"},
+	{"model_score", types.DoubleType, func(f *Features) ref.Val { return types.Double(f.ModelScore) }, "the learned model's fraud probability, 0..1; -1 when no model is loaded"},
 	{"redelivery", types.BoolType, func(f *Features) ref.Val { return types.Bool(f.Redelivery) }, "this very event was screened before (not counted again)"},
 }
 

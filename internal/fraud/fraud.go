@@ -50,6 +50,8 @@ const scoreMax = 1000
 type Scorer struct {
 	Rules RuleSource
 	Store Store
+	// Rates, when set, measure each market's own rate (market_surge).
+	Rates *MarketRates
 }
 
 // Score records p in the store and scores it with the rules in force.
@@ -59,11 +61,18 @@ func (s *Scorer) Score(ctx context.Context, p Payment) (Verdict, Features, error
 		return Verdict{}, Features{}, err
 	}
 	rs := s.Rules.Current()
-	o, err := s.Store.Observe(ctx, p, rs.WantsBalance(m.Code, p.Amount))
+	// Money leaving to another person (a transfer, a cash-out) reads the
+	// balance whatever its size: a slow drain is made of small ones.
+	typ := p.TypeOrKind()
+	wantBalance := rs.WantsBalance(m.Code, p.Amount) || typ == TypeTransfer || typ == TypeCashOut
+	o, err := s.Store.Observe(ctx, p, wantBalance)
 	if err != nil {
 		return Verdict{}, Features{}, err
 	}
 	f := NewFeatures(p, o, m)
+	if s.Rates != nil {
+		f.MarketSurge = s.Rates.Observe(m.Code, p.At)
+	}
 	return rs.Score(&f), f, nil
 }
 

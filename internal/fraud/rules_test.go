@@ -432,7 +432,7 @@ func TestNewFeatures(t *testing.T) {
 	f := NewFeatures(p, o, ph)
 	want := Features{Kind: KindCharge, Type: TypePayment, Market: "PH", Currency: "PHP", Wallet: "w-1", Device: "d", DeviceCountry: "SG", Payee: "m",
 		Amount: 300, Count1m: 1, HistoryCount: 4, HistoryAvg: 100, AmountRatio: 3, CountryMismatch: true,
-		BalanceKnown: true, Balance: 200, BalanceShare: 1.5, HourLocal: 0, NewDeviceAgeS: -1}
+		BalanceKnown: true, Balance: 200, BalanceShare: 1.5, HourLocal: 0, NewDeviceAgeS: -1, PayeeAgeS: -1, MarketSurge: 1, ModelScore: -1}
 	if diff := cmp.Diff(want, f); diff != "" {
 		t.Errorf("NewFeatures (-want +got):\n%s", diff)
 	}

@@ -31,6 +31,7 @@ type MemoryStore struct {
 
 	roundTrips, observed                      atomic.Int64
 	secondWrites, deviceLookups, balanceReads atomic.Int64
+	receiverWrites                            atomic.Int64
 }
 
 // NewMemoryStore returns an empty store.
@@ -50,16 +51,32 @@ func (m *MemoryStore) Calls() (secondWrites, deviceLookups, balanceReads int64) 
 	return m.secondWrites.Load(), m.deviceLookups.Load(), m.balanceReads.Load()
 }
 
-// Observe implements Store.
-func (m *MemoryStore) Observe(ctx context.Context, p Payment, wantBalance bool) (Observed, error) {
-	w := newWrite(p)
+// ReceiverWrites is the receivers' inflow updates among RoundTrips
+// (transfers between wallets, in parallel with the payer's update).
+func (m *MemoryStore) ReceiverWrites() int64 { return m.receiverWrites.Load() }
+
+// CashIn records money into a wallet from outside (the offline evaluation's
+// cash-in rows): the wallet's recent inflows, as a transfer to it would.
+func (m *MemoryStore) CashIn(in Inflow) {
 	m.mu.Lock()
-	key := walletPK(p.Wallet, p.Currency)
+	defer m.mu.Unlock()
+	m.state(walletPK(in.Wallet, in.Currency)).receive(in)
+}
+
+func (m *MemoryStore) state(key string) *walletState {
 	st := m.wallets[key]
 	if st == nil {
 		st = &walletState{}
 		m.wallets[key] = st
 	}
+	return st
+}
+
+// Observe implements Store.
+func (m *MemoryStore) Observe(ctx context.Context, p Payment, wantBalance bool) (Observed, error) {
+	w := newWrite(p)
+	m.mu.Lock()
+	st := m.state(walletPK(p.Wallet, p.Currency))
 	trips := int64(1)
 	ok, dup := st.check(w)
 	o := st.observe(w, dup)
@@ -76,6 +93,14 @@ func (m *MemoryStore) Observe(ctx context.Context, p Payment, wantBalance bool) 
 		trips++
 		m.deviceLookups.Add(1)
 		o.DeviceWallets = m.deviceWallets(w, shortHash("wallet", p.Wallet))
+	}
+	if in, ok := inflowOf(p); ok {
+		// DynamoStore writes it in parallel with the payer's update.
+		trips++
+		m.receiverWrites.Add(1)
+		r := m.state(walletPK(in.Wallet, in.Currency))
+		o.Receiver = r.receiverOf(in)
+		r.receive(in)
 	}
 	m.mu.Unlock()
 	if wantBalance {

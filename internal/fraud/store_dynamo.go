@@ -43,6 +43,8 @@ const (
 	attrNewDevice = "nd"
 	attrNewDevAt  = "nt"
 	attrWallets   = "wl"
+	attrFirstIn   = "fi" // flows.go
+	attrLastIn    = "li"
 	attrExpires   = "expires_at" // the table's TTL attribute
 	attrKind      = "kind"
 )
@@ -70,6 +72,12 @@ var attrIndex = func() map[string][2]int {
 	}
 	for i, n := range recentNames {
 		m[n] = [2]int{-1, i}
+	}
+	for i, n := range payeeSlotNames {
+		m[n] = [2]int{-2, i}
+	}
+	for i, n := range inflowSlotNames {
+		m[n] = [2]int{-3, i}
 	}
 	return m
 }()
@@ -132,6 +140,18 @@ func (s *DynamoStore) Observe(ctx context.Context, p Payment, wantBalance bool) 
 			bal, balOK, balErr = s.ledger.GetBalance(ctx, p.Wallet, money.Currency(p.Currency))
 		}()
 	}
+	var (
+		recv    walletState
+		recvErr error
+	)
+	in, toWallet := inflowOf(p)
+	if toWallet {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			recv, recvErr = s.receive(ctx, in)
+		}()
+	}
 	o, err := s.observeWallet(ctx, p, w)
 	if err == nil && youngWallet(o) && w.deviceHash != "" {
 		o.DeviceWallets, err = s.deviceWallets(ctx, w, shortHash("wallet", p.Wallet))
@@ -142,6 +162,12 @@ func (s *DynamoStore) Observe(ctx context.Context, p Payment, wantBalance bool) 
 	}
 	if balErr != nil {
 		return Observed{}, balErr
+	}
+	if recvErr != nil {
+		return Observed{}, recvErr
+	}
+	if toWallet {
+		o.Receiver = recv.receiverOf(in)
 	}
 	if wantBalance && s.ledger != nil {
 		o.BalanceKnown = true
@@ -201,6 +227,37 @@ func (s *DynamoStore) observeWallet(ctx context.Context, p Payment, w write) (Ob
 		old = &st
 	}
 	return Observed{}, fault.Transient("velocity_contention", fmt.Errorf("counters of one wallet changed %d times during one update", writeAttemptsMax))
+}
+
+// receive records an inflow on the receiver's counters item with ONE
+// UpdateItem, without condition (the slot is overwritten, first and last
+// arrival are idempotent), and returns the item as it was (ALL_OLD).
+func (s *DynamoStore) receive(ctx context.Context, in Inflow) (walletState, error) {
+	i, slot := in.slot()
+	now := expression.Value(in.At)
+	fi := expression.Name(attrFirstIn)
+	upd := expression.Set(expression.Name(inflowSlotNames[i]), expression.Value(slot.encode())).
+		Set(fi, expression.IfNotExists(fi, now)).
+		Set(expression.Name(attrLastIn), now).
+		Set(expression.Name(attrKind), expression.Value(kindVelocity)).
+		Set(expression.Name(attrExpires), expression.Value(in.At+int64(walletTTL.Seconds())))
+	expr, err := expression.NewBuilder().WithUpdate(upd).Build()
+	if err != nil {
+		panic(fmt.Sprintf("fraud: inflow update: %v", err)) // built from constants and numbers
+	}
+	out, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName: aws.String(s.table),
+		Key: map[string]types.AttributeValue{
+			"pk": &types.AttributeValueMemberS{Value: walletPK(in.Wallet, in.Currency)},
+			"sk": &types.AttributeValueMemberS{Value: velocitySK},
+		},
+		UpdateExpression: expr.Update(), ExpressionAttributeNames: expr.Names(), ExpressionAttributeValues: expr.Values(),
+		ReturnValues: types.ReturnValueAllOld,
+	})
+	if err != nil {
+		return walletState{}, table.Classify(err)
+	}
+	return decodeWallet(out.Attributes)
 }
 
 // packed is one payment's contribution to a slot: sum*packBase + count.
@@ -294,6 +351,10 @@ func counterUpdate(w write, old *walletState) counterInput {
 	if w.country != "" {
 		sets = append(sets, name(attrCountry)+" = "+str(":lc", w.country))
 	}
+	if w.payeeHash != "" {
+		ps := flowSlot{hash: flowHash(w.payeeHash), at: w.now, amount: w.amount}
+		sets = append(sets, name(payeeSlotNames[flowIndex(w.payeeHash, recentPayees)])+" = "+str(":q", ps.encode()))
+	}
 	update := "SET " + strings.Join(sets, ", ") + " ADD " + strings.Join(adds, ", ") + " REMOVE " + strings.Join(removes, ", ")
 	in.update = &update
 
@@ -323,7 +384,8 @@ func counterUpdate(w write, old *walletState) counterInput {
 			cond = cond.And(expression.Or(expression.AttributeNotExists(py),
 				py.Size().LessThan(expression.Value(payeesMax)), expression.Contains(py, w.payeeHash)))
 		}
-	case old.exists:
+	case old.exists && old.histCount > 0:
+		// An item written only by inflows (flows.go) has no hn yet.
 		cond = expression.Name(attrHistCount).Equal(expression.Value(old.histCount))
 	default:
 		cond = expression.AttributeNotExists(expression.Name(attrHistCount))
@@ -393,14 +455,27 @@ func decodeWallet(item map[string]types.AttributeValue) (walletState, error) {
 			}
 		case attrNewDevAt:
 			st.newDeviceAt, err = num(name, av)
+		case attrFirstIn:
+			st.firstIn, err = num(name, av)
+		case attrLastIn:
+			st.lastIn, err = num(name, av)
 		default:
 			idx, ok := attrIndex[name]
 			if !ok {
 				continue
 			}
 			if idx[0] < 0 {
-				if s, ok := av.(*types.AttributeValueMemberS); ok {
+				s, ok := av.(*types.AttributeValueMemberS)
+				if !ok {
+					continue
+				}
+				switch idx[0] {
+				case -1:
 					st.recent[idx[1]] = s.Value
+				case -2:
+					st.payeesRecent[idx[1]], _ = decodeFlowSlot(s.Value)
+				case -3:
+					st.inflows[idx[1]], _ = decodeFlowSlot(s.Value)
 				}
 				continue
 			}

@@ -47,10 +47,35 @@ func TestFeaturesDynamoDB(t *testing.T) {
 					t.Errorf("step %d: DynamoDB against memory (-want +got):\n%s", i, diff)
 				}
 				if i == len(tt.steps)-1 {
-					if diff := cmp.Diff(tt.want, got); diff != "" {
+					if diff := cmp.Diff(tt.want, got, velocityOnly); diff != "" {
 						t.Errorf("Observed (-want +got):\n%s", diff)
 					}
 				}
+			}
+		})
+	}
+}
+
+// TestFlowsDynamoDB runs the flow table against DynamoDB Local, comparing
+// every step with the in-memory store.
+func TestFlowsDynamoDB(t *testing.T) {
+	for _, tt := range flowCases {
+		t.Run(tt.name, func(t *testing.T) {
+			store, _, _ := newDynamoStore(t)
+			mem := newTestMemoryStore()
+			var got Observed
+			for i, s := range tt.steps {
+				var err error
+				if got, err = store.Observe(context.Background(), s.payment(i), s.wantBalance); err != nil {
+					t.Fatalf("step %d: %v", i, err)
+				}
+				want, _ := mem.Observe(context.Background(), s.payment(i), s.wantBalance)
+				if diff := cmp.Diff(want, got); diff != "" {
+					t.Errorf("step %d: DynamoDB against memory (-want +got):\n%s", i, diff)
+				}
+			}
+			if diff := cmp.Diff(tt.want, flowsOf(got)); diff != "" {
+				t.Errorf("flows (-want +got):\n%s", diff)
 			}
 		})
 	}
@@ -92,7 +117,7 @@ func TestLongSequenceMatchesMemory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff(*mem.wallets[walletPK("w-1", "PHP")], stored, cmp.AllowUnexported(walletState{}, slot{})); diff != "" {
+	if diff := cmp.Diff(*mem.wallets[walletPK("w-1", "PHP")], stored, cmp.AllowUnexported(walletState{}, slot{}, flowSlot{})); diff != "" {
 		t.Errorf("stored item against memory state (-want +got):\n%s", diff)
 	}
 	if n := table.ItemBytes(out.Item); n > 1024 {
@@ -125,6 +150,27 @@ func TestOneRoundTrip(t *testing.T) {
 		}
 		if got.RoundTrips != want["UpdateItem"] || !cmp.Equal(want, got.ByOp) {
 			t.Errorf("payment %d: %d round trips %v, want %v", i, got.RoundTrips, got.ByOp, want)
+		}
+	}
+}
+
+// TestTransferRoundTrips: a transfer between wallets costs the payer's
+// update plus the receiver's, in parallel; a charge to a merchant stays at
+// one.
+func TestTransferRoundTrips(t *testing.T) {
+	var meter table.Meter
+	store, _, _ := newDynamoStore(t, meter.Option())
+	ctx := context.Background()
+	steps := []step{{}, {at: 2 * time.Hour, payee: "w-2", typ: TypeTransfer}, {at: 3 * time.Hour, payee: "m-1", typ: TypePayment}}
+	for i, s := range steps {
+		before := meter.Snapshot()
+		if _, err := store.Observe(ctx, s.payment(i), false); err != nil {
+			t.Fatal(err)
+		}
+		got := meter.Snapshot().Sub(before)
+		want := []int64{2, 2, 1}[i] // the first: the device item of a new wallet
+		if got.ByOp["UpdateItem"] != want || got.RoundTrips != want {
+			t.Errorf("payment %d: %v, want %d UpdateItem", i, got.ByOp, want)
 		}
 	}
 }

@@ -136,6 +136,11 @@ type walletState struct {
 	// had one, and when: `nd`, `nt`. A takeover's whole session runs on it.
 	newDevice   string
 	newDeviceAt int64
+	// Money flows (flows.go): recent payees `q*`, recent inflows `r*`, the
+	// first and last inflow `fi`, `li`.
+	payeesRecent    [recentPayees]flowSlot
+	inflows         [recentInflows]flowSlot
+	firstIn, lastIn int64
 }
 
 // write is one payment as the counters item records it.
@@ -147,6 +152,7 @@ type write struct {
 	deviceHash string // "" when no device
 	payeeHash  string // "" when no payee
 	country    string
+	probeMax   int64 // probe-sized amounts are at most this (flows.go)
 }
 
 func shortHash(kind, value string) string {
@@ -155,7 +161,8 @@ func shortHash(kind, value string) string {
 }
 
 func newWrite(p Payment) write {
-	w := write{now: p.At.Unix(), amount: p.Amount, eventHash: shortHash("event", p.EventKey), country: p.DeviceCountry}
+	w := write{now: p.At.Unix(), amount: p.Amount, eventHash: shortHash("event", p.EventKey), country: p.DeviceCountry,
+		probeMax: probeMinor[p.Currency]}
 	w.recentSlot = int(w.eventHash[0]) % recentEvents
 	if p.DeviceID != "" {
 		w.deviceHash = shortHash("device", p.DeviceID)
@@ -271,8 +278,11 @@ func (st *walletState) apply(w write, p plan) {
 	}
 	st.histCount++
 	st.histSum += w.amount
-	if !st.exists {
+	if st.firstAt == 0 {
 		st.firstAt = w.now
+	}
+	if w.payeeHash != "" {
+		st.payeesRecent[flowIndex(w.payeeHash, recentPayees)] = flowSlot{hash: flowHash(w.payeeHash), at: w.now, amount: w.amount}
 	}
 	st.exists = true
 	st.lastAt = w.now
@@ -347,6 +357,8 @@ func (old *walletState) observe(w write, dup bool) Observed {
 	}
 	o.NewPayee = w.payeeHash != "" && !old.payees[w.payeeHash] && !dup
 	o.CountryChanged = w.country != "" && old.lastCountry != "" && old.lastCountry != w.country
+	o.Payees1h, o.Payees1d, o.ProbePayees1h = old.payeeFlows(w, w.probeMax)
+	o.InPayers1h, o.In1h, o.SecondsSinceIn = old.inflowFlows(w.now, inflowsHourS)
 	return o
 }
 

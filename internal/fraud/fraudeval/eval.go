@@ -198,8 +198,11 @@ type Report struct {
 	// The extra calls behind RoundTrips, per payment: planned second
 	// counter writes, device-item updates, balance reads (in parallel).
 	SecondWrites, DeviceLookups, BalanceReads float64
-	ScoreNs                                   float64 // mean scoring time per payment, in-memory store included
-	Elapsed                                   time.Duration
+	// ReceiverWrites: inflow updates of receiving wallets (transfers), per
+	// payment, in parallel with the payer's update.
+	ReceiverWrites float64
+	ScoreNs        float64 // mean scoring time per payment, in-memory store included
+	Elapsed        time.Duration
 }
 
 // Slice iterates over txns.
@@ -230,13 +233,13 @@ func Run(ctx context.Context, source string, txns iter.Seq2[Txn, error], rs *fra
 		}
 		return 0, false
 	}
-	scorer := &fraud.Scorer{Rules: fraud.StaticRules{Rules: rs}, Store: store}
+	scorer := &fraud.Scorer{Rules: fraud.StaticRules{Rules: rs}, Store: store, Rates: fraud.NewMarketRates()}
 	rules, naive := newOutcome("rules "+rs.Version), newOutcome(NaiveRuleName)
 	r := &Report{Source: source, RulesVersion: rs.Version, Rules: rs.Rules(),
 		ByMarket: map[string]*Counts{}, ByReason: map[string][2]int64{}, Scorers: []*Outcome{rules, naive}}
 	start := time.Now()
 	var i int64
-	var warm struct{ trips, n, second, device, balances int64 }
+	var warm struct{ trips, n, second, device, balances, receivers int64 }
 	for txn, err := range txns {
 		if err != nil {
 			return nil, err
@@ -244,6 +247,8 @@ func Run(ctx context.Context, source string, txns iter.Seq2[Txn, error], rs *fra
 		i++
 		t := &txn
 		if t.CashIn {
+			store.CashIn(fraud.Inflow{Wallet: t.Payment.Wallet, Currency: t.Payment.Currency, From: t.Payment.Payee,
+				Amount: t.Payment.Amount, At: t.Payment.At.Unix()})
 			if !t.Warmup {
 				r.CashIns++
 			}
@@ -253,6 +258,7 @@ func Run(ctx context.Context, source string, txns iter.Seq2[Txn, error], rs *fra
 			// The calls of the warm-up are not the period's.
 			warm.trips, warm.n = store.RoundTrips()
 			warm.second, warm.device, warm.balances = store.Calls()
+			warm.receivers = store.ReceiverWrites()
 		}
 		balance.wallet, balance.currency, balance.value = t.Payment.Wallet, t.Payment.Currency, t.Balance
 		v, f, err := scorer.Score(ctx, t.Payment)
@@ -294,6 +300,7 @@ func Run(ctx context.Context, source string, txns iter.Seq2[Txn, error], rs *fra
 	n -= warm.n
 	r.RoundTrips = ratio(trips-warm.trips, n)
 	r.SecondWrites, r.DeviceLookups, r.BalanceReads = ratio(second-warm.second, n), ratio(device-warm.device, n), ratio(balances-warm.balances, n)
+	r.ReceiverWrites = ratio(store.ReceiverWrites()-warm.receivers, n)
 	if i > 0 {
 		r.ScoreNs = float64(r.Elapsed.Nanoseconds()) / float64(i)
 	}
@@ -363,7 +370,8 @@ func (r *Report) WriteMarkdown(w io.Writer, amountUnit string) {
 	}
 	fmt.Fprintf(w, "\nDynamoDB calls per payment with the DynamoDB store (counted by the in-memory store): %.3f — "+
 		"1 counters update, plus %.3f second counter writes (new device, ring slot reuse), %.3f device-item updates (young wallets), "+
-		"%.3f balance reads (in parallel with the update: no added latency).\n", r.RoundTrips, r.SecondWrites, r.DeviceLookups, r.BalanceReads)
+		"%.3f balance reads and %.3f receiver updates (transfers between wallets; both in parallel with the update: no added latency).\n",
+		r.RoundTrips, r.SecondWrites, r.DeviceLookups, r.BalanceReads, r.ReceiverWrites)
 }
 
 func sortedPatterns(m map[string]*Counts) []string {
