@@ -38,6 +38,7 @@ import (
 
 	"github.com/sebelas/sebelas/internal/burst"
 	"github.com/sebelas/sebelas/internal/ddblocal"
+	"github.com/sebelas/sebelas/internal/fraud"
 	"github.com/sebelas/sebelas/internal/ledger"
 	"github.com/sebelas/sebelas/internal/money"
 	"github.com/sebelas/sebelas/internal/router"
@@ -208,8 +209,11 @@ type Result struct {
 	RawSteps    []string
 	ChargeBytes int // stored size of one successful charge item
 	BalanceByte int // stored size of a payer's balance item
-	Cold        []ColdStart
-	ColdErr     string
+	// CountersBytes is the stored size of that payer's fraud counters item
+	// (rewritten by every screening).
+	CountersBytes int
+	Cold          []ColdStart
+	ColdErr       string
 	// Instances is phase (c): one process per function, no Broker.
 	Instances InstancePhase
 	Autoscale []FunctionSim
@@ -595,7 +599,8 @@ func (r *Result) itemSizes(ctx context.Context, db *dynamodb.Client, tableName s
 			return err
 		}
 		r.ChargeBytes, r.BalanceByte = table.ItemBytes(c), table.ItemBytes(b)
-		return nil
+		r.CountersBytes, err = fraud.NewDynamoStore(db, tableName, nil).CountersBytes(ctx, str(c, "payer_wallet"), str(c, "currency"))
+		return err
 	}
 	return fmt.Errorf("no successful charge written")
 }

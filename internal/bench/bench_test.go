@@ -81,8 +81,8 @@ func TestBenchSmoke(t *testing.T) {
 	if len(res.Path.IndexShards) == 0 {
 		t.Error("no unsettled index shard seen in the path")
 	}
-	if res.ChargeBytes == 0 || res.BalanceByte == 0 {
-		t.Errorf("item sizes %d and %d: want both read back", res.ChargeBytes, res.BalanceByte)
+	if res.ChargeBytes == 0 || res.BalanceByte == 0 || res.CountersBytes == 0 {
+		t.Errorf("item sizes %d, %d and %d: want all read back", res.ChargeBytes, res.BalanceByte, res.CountersBytes)
 	}
 	if len(res.Autoscale) == 0 {
 		t.Errorf("no autoscaler simulation: %s", res.AutoErr)
@@ -96,9 +96,15 @@ func TestBenchSmoke(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"## Targets", "## Busiest partition keys", "go test", "throughput.svg"} {
+	for _, want := range []string{"## Targets", "## Busiest partition keys", "go test", "throughput.svg",
+		"of the bare charge transaction", "WCU per payment, all in"} {
 		if !bytes.Contains(report, []byte(want)) {
 			t.Errorf("report lacks %q", want)
+		}
+	}
+	for _, line := range strings.Split(string(report), "\n") {
+		if strings.Contains(line, "all in") || strings.Contains(line, "operations per payment") || strings.Contains(line, "bare charge") {
+			t.Log(line)
 		}
 	}
 	svgs, _ := filepath.Glob(filepath.Join(dir, "*.svg"))

@@ -80,3 +80,11 @@ func TransactWriteWCU(itemBytes ...int) int {
 	}
 	return wcu
 }
+
+// WriteWCU is what real DynamoDB bills for plain writes (PutItem,
+// UpdateItem, DeleteItem) of items of these sizes: one write capacity unit
+// per started kilobyte of each (for an update, of the larger of the item
+// before and after).
+func WriteWCU(itemBytes ...int) int {
+	return TransactWriteWCU(itemBytes...) / 2
+}
