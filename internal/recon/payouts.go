@@ -331,7 +331,7 @@ func Payouts(ctx context.Context, s *settle.Store, m market.Market, date string,
 		case p.amount != want || !payee:
 			out.find(Finding{Kind: AmountMismatch, ID: ids, Lines: p.lines, Ledger: strings.Join(side, "; "),
 				Statement: fmt.Sprintf("paid %d in total; %s", p.amount, describePayout(p.first)),
-				Action: "the merchant was paid another amount than it was settled: pay or recover the difference"})
+				Action:    "the merchant was paid another amount than it was settled: pay or recover the difference"})
 		default:
 			out.Matched++
 		}
