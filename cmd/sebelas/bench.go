@@ -9,8 +9,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/sebelas/sebelas/internal/bench"
-	"github.com/sebelas/sebelas/internal/ddblocal"
+	"github.com/sebelas/sebelas/internal/devtools/bench"
+	"github.com/sebelas/sebelas/internal/devtools/ddblocal"
 )
 
 func runBench(ctx context.Context, args []string, stdout io.Writer) error {

@@ -12,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/sebelas/sebelas/internal/burst"
+	"github.com/sebelas/sebelas/internal/devtools/burst"
 )
 
 // profileFlags are the festival profile's flags, shared by burst and bench.

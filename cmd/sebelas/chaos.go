@@ -8,7 +8,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/sebelas/sebelas/internal/chaos"
+	"github.com/sebelas/sebelas/internal/devtools/chaos"
 )
 
 func runChaos(ctx context.Context, args []string, stdout io.Writer) error {

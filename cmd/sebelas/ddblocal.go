@@ -8,7 +8,7 @@ import (
 	"os"
 	"os/exec"
 
-	"github.com/sebelas/sebelas/internal/ddblocal"
+	"github.com/sebelas/sebelas/internal/devtools/ddblocal"
 )
 
 // testEndpointEnv is ddbtest.EnvEndpoint, spelled out so that the CLI does

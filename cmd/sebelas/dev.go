@@ -15,12 +15,12 @@ import (
 	cloudevents "github.com/cloudevents/sdk-go/v2"
 
 	"github.com/sebelas/sebelas/events"
+	"github.com/sebelas/sebelas/internal/devtools/router"
+	"github.com/sebelas/sebelas/internal/devtools/stack"
 	"github.com/sebelas/sebelas/internal/ledger"
 	"github.com/sebelas/sebelas/internal/market"
 	"github.com/sebelas/sebelas/internal/money"
-	"github.com/sebelas/sebelas/internal/router"
 	"github.com/sebelas/sebelas/internal/signing"
-	"github.com/sebelas/sebelas/internal/stack"
 )
 
 // Demo limits: the demo is a smoke show, not a load test (that is `burst`).

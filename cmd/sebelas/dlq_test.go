@@ -18,8 +18,8 @@ import (
 	"github.com/cloudevents/sdk-go/v2/binding"
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 
-	"github.com/sebelas/sebelas/internal/ddbtest"
 	"github.com/sebelas/sebelas/internal/deadletter"
+	"github.com/sebelas/sebelas/internal/devtools/ddbtest"
 )
 
 // cliBinary is the sebelas binary the CLI tests run, built once.

@@ -15,8 +15,8 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/sebelas/sebelas/events"
+	"github.com/sebelas/sebelas/internal/devtools/fraudeval"
 	"github.com/sebelas/sebelas/internal/fraud"
-	"github.com/sebelas/sebelas/internal/fraud/fraudeval"
 	"github.com/sebelas/sebelas/internal/signing"
 )
 

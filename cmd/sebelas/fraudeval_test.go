@@ -34,7 +34,7 @@ func TestFraudRulesCheck(t *testing.T) {
 }
 
 func TestFraudEval(t *testing.T) {
-	out, err := runCLI(t, "fraud", "eval", "--csv", "../../internal/fraud/fraudeval/testdata/paysim_sample.csv", "--currency", "PHP")
+	out, err := runCLI(t, "fraud", "eval", "--csv", "../../internal/devtools/fraudeval/testdata/paysim_sample.csv", "--currency", "PHP")
 	if err != nil || !strings.Contains(out, "| rules 2026.11.1 | 6 | 2 |") || !strings.Contains(out, "Read 8 rows, skipped 0; amounts are major units of PHP, times 100") {
 		t.Fatalf("PaySim CSV: %v\n%s", err, out)
 	}

@@ -17,7 +17,7 @@ import (
 
 	"github.com/sebelas/sebelas/events"
 	"github.com/sebelas/sebelas/internal/audit"
-	"github.com/sebelas/sebelas/internal/ddbtest"
+	"github.com/sebelas/sebelas/internal/devtools/ddbtest"
 	"github.com/sebelas/sebelas/internal/fault"
 	"github.com/sebelas/sebelas/internal/ledger"
 	"github.com/sebelas/sebelas/internal/market"

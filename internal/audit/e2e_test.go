@@ -13,13 +13,13 @@ import (
 
 	"github.com/sebelas/sebelas/events"
 	"github.com/sebelas/sebelas/internal/audit"
-	"github.com/sebelas/sebelas/internal/ddbtest"
+	"github.com/sebelas/sebelas/internal/devtools/ddbtest"
+	"github.com/sebelas/sebelas/internal/devtools/router"
+	"github.com/sebelas/sebelas/internal/devtools/stack"
 	"github.com/sebelas/sebelas/internal/ledger"
 	"github.com/sebelas/sebelas/internal/market"
 	"github.com/sebelas/sebelas/internal/money"
-	"github.com/sebelas/sebelas/internal/router"
 	"github.com/sebelas/sebelas/internal/settle"
-	"github.com/sebelas/sebelas/internal/stack"
 )
 
 // TestRefundsAndSettlementThroughTheLocalBroker wires the refund and settle

@@ -13,7 +13,7 @@ import (
 
 	"github.com/sebelas/sebelas/events"
 	"github.com/sebelas/sebelas/internal/charge"
-	"github.com/sebelas/sebelas/internal/ddbtest"
+	"github.com/sebelas/sebelas/internal/devtools/ddbtest"
 	"github.com/sebelas/sebelas/internal/ledger"
 	"github.com/sebelas/sebelas/internal/money"
 	"github.com/sebelas/sebelas/internal/table"

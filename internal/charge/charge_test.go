@@ -15,7 +15,7 @@ import (
 
 	"github.com/sebelas/sebelas/events"
 	"github.com/sebelas/sebelas/internal/charge"
-	"github.com/sebelas/sebelas/internal/ddbtest"
+	"github.com/sebelas/sebelas/internal/devtools/ddbtest"
 	"github.com/sebelas/sebelas/internal/function"
 	"github.com/sebelas/sebelas/internal/ledger"
 	"github.com/sebelas/sebelas/internal/money"

@@ -8,8 +8,8 @@ import (
 	cloudevents "github.com/cloudevents/sdk-go/v2"
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/sebelas/sebelas/internal/ddbtest"
 	"github.com/sebelas/sebelas/internal/deadletter"
+	"github.com/sebelas/sebelas/internal/devtools/ddbtest"
 )
 
 func TestMain(m *testing.M) { ddbtest.Main(m) }

@@ -8,8 +8,8 @@ import (
 
 	cloudevents "github.com/cloudevents/sdk-go/v2"
 
-	"github.com/sebelas/sebelas/internal/ddbtest"
 	"github.com/sebelas/sebelas/internal/deadletter"
+	"github.com/sebelas/sebelas/internal/devtools/ddbtest"
 )
 
 // TestLongSourceAndIDAreStored: CloudEvents puts no bound on source and id,

@@ -9,12 +9,12 @@ import (
 	"time"
 
 	"github.com/sebelas/sebelas/events"
-	"github.com/sebelas/sebelas/internal/ddbtest"
+	"github.com/sebelas/sebelas/internal/devtools/ddbtest"
+	"github.com/sebelas/sebelas/internal/devtools/router"
+	"github.com/sebelas/sebelas/internal/devtools/stack"
 	"github.com/sebelas/sebelas/internal/fraud"
 	"github.com/sebelas/sebelas/internal/ledger"
 	"github.com/sebelas/sebelas/internal/money"
-	"github.com/sebelas/sebelas/internal/router"
-	"github.com/sebelas/sebelas/internal/stack"
 )
 
 // settleWait bounds how long the test waits for the local Broker to finish

@@ -12,7 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/sebelas/sebelas/internal/ddbtest"
+	"github.com/sebelas/sebelas/internal/devtools/ddbtest"
 	"github.com/sebelas/sebelas/internal/ledger"
 	"github.com/sebelas/sebelas/internal/money"
 	"github.com/sebelas/sebelas/internal/table"

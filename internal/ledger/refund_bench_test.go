@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/sebelas/sebelas/events"
-	"github.com/sebelas/sebelas/internal/ddbtest"
+	"github.com/sebelas/sebelas/internal/devtools/ddbtest"
 	"github.com/sebelas/sebelas/internal/ledger"
 	"github.com/sebelas/sebelas/internal/money"
 	"github.com/sebelas/sebelas/internal/table"

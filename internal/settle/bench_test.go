@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/sebelas/sebelas/events"
-	"github.com/sebelas/sebelas/internal/ddbtest"
+	"github.com/sebelas/sebelas/internal/devtools/ddbtest"
 	"github.com/sebelas/sebelas/internal/ledger"
 	"github.com/sebelas/sebelas/internal/market"
 	"github.com/sebelas/sebelas/internal/money"

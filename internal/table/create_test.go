@@ -12,7 +12,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	tabledef "github.com/sebelas/sebelas/infra/dynamodb"
-	"github.com/sebelas/sebelas/internal/ddbtest"
+	"github.com/sebelas/sebelas/internal/devtools/ddbtest"
 	"github.com/sebelas/sebelas/internal/fault"
 	"github.com/sebelas/sebelas/internal/table"
 )

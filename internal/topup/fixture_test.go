@@ -19,7 +19,7 @@ import (
 
 	"github.com/sebelas/sebelas/events"
 	"github.com/sebelas/sebelas/internal/audit"
-	"github.com/sebelas/sebelas/internal/ddbtest"
+	"github.com/sebelas/sebelas/internal/devtools/ddbtest"
 	"github.com/sebelas/sebelas/internal/function"
 	"github.com/sebelas/sebelas/internal/ledger"
 	"github.com/sebelas/sebelas/internal/money"
