@@ -28,6 +28,7 @@ import (
 
 	"github.com/sebelas/sebelas/internal/function"
 	"github.com/sebelas/sebelas/internal/table"
+	"github.com/sebelas/sebelas/internal/telemetry"
 )
 
 const (
@@ -164,6 +165,7 @@ func (s *Sink) Handle(ctx context.Context, ev cloudevents.Event) (*cloudevents.E
 	if _, err := s.DB.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(s.Table), Item: item}); err != nil {
 		return nil, table.Classify(err)
 	}
+	telemetry.DeadLetter(l.Type, l.ErrorCode)
 	if s.Log != nil {
 		// Type, ids and the failure only: the payload may hold a phone
 		// number and stays in the table.

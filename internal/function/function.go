@@ -29,6 +29,7 @@ import (
 
 	"github.com/sebelas/sebelas/events"
 	"github.com/sebelas/sebelas/internal/fault"
+	"github.com/sebelas/sebelas/internal/telemetry"
 )
 
 // Limits on what the HTTP server accepts and how long it waits. Knative's
@@ -174,7 +175,7 @@ func serve(ctx context.Context, cfg Config, h http.Handler, log *slog.Logger, re
 }
 
 // NewServer returns the function's HTTP handler: CloudEvents on every path
-// but /healthz.
+// but /healthz and /metrics (internal/telemetry).
 func NewServer(ctx context.Context, name string, h Handler, log *slog.Logger) (http.Handler, error) {
 	p, err := cloudevents.NewHTTP()
 	if err != nil {
@@ -185,6 +186,7 @@ func NewServer(ctx context.Context, name string, h Handler, log *slog.Logger) (h
 		return nil, err
 	}
 	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", telemetry.Handler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		_, _ = w.Write([]byte("ok\n"))
@@ -209,8 +211,10 @@ func NewServer(ctx context.Context, name string, h Handler, log *slog.Logger) (h
 func adapt(name string, h Handler, log *slog.Logger) func(context.Context, cloudevents.Event) (*cloudevents.Event, cloudevents.Result) {
 	return func(ctx context.Context, ev cloudevents.Event) (*cloudevents.Event, cloudevents.Result) {
 		start := time.Now()
+		telemetry.EventReceived(name, ev.Type())
 		reply, err := h(ctx, ev)
 		status := fault.Status(err)
+		telemetry.EventHandled(name, ev.Type(), status, time.Since(start))
 		attrs := []any{"type", ev.Type(), "source", ev.Source(), "id", ev.ID(), "status", status, "ms", time.Since(start).Milliseconds()}
 		if err != nil {
 			attrs = append(attrs, "kind", fault.KindOf(err).String(), "reason", fault.ReasonOf(err), "err", err.Error())
@@ -225,6 +229,7 @@ func adapt(name string, h Handler, log *slog.Logger) func(context.Context, cloud
 		}
 		if reply != nil {
 			attrs = append(attrs, "reply", reply.Type())
+			countOutcome(name, reply)
 		}
 		log.Debug("event handled", attrs...)
 		return reply, cehttp.NewResult(status, "")

@@ -20,7 +20,6 @@
 package ingress
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -31,7 +30,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -46,6 +44,7 @@ import (
 	"github.com/sebelas/sebelas/internal/ledger"
 	"github.com/sebelas/sebelas/internal/signing"
 	"github.com/sebelas/sebelas/internal/table"
+	"github.com/sebelas/sebelas/internal/telemetry"
 )
 
 // Limits of one request.
@@ -172,6 +171,7 @@ func New(o Options) (*Handler, error) {
 			func(err error) {
 				if err != nil {
 					h.metrics.reloadFailures.Add(1)
+					telemetry.IngressReloadFailure()
 					h.log.Error("ingress config reload failed; keeping the previous one", "err", err)
 					return
 				}
@@ -206,7 +206,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		_, _ = io.WriteString(w, "ok\n")
 	case r.URL.Path == "/metrics" && r.Method == http.MethodGet:
-		h.metrics.write(w)
+		telemetry.Handler().ServeHTTP(w, r)
 	case r.URL.Path == "/" || r.URL.Path == "/v1/events":
 		h.ingest(w, r)
 	default:
@@ -435,9 +435,10 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-// metrics counts outcomes; /metrics shows them in the Prometheus text
-// format. Labels are outcomes only, never marketplace names: /metrics is on
-// the public port, and which marketplaces exist is not for everyone.
+// metrics counts outcomes per Handler (Counts, for tests and the CLI) and on
+// the process's metrics (internal/telemetry), which /metrics serves. Labels
+// are outcomes only, never marketplace names: /metrics is on the public
+// port, and which marketplaces exist is not for everyone.
 type metrics struct {
 	mu             sync.Mutex
 	byOutcome      map[string]*atomic.Int64
@@ -458,7 +459,10 @@ func (m *metrics) counter(outcome string) *atomic.Int64 {
 	return c
 }
 
-func (m *metrics) count(outcome string) { m.counter(outcome).Add(1) }
+func (m *metrics) count(outcome string) {
+	m.counter(outcome).Add(1)
+	telemetry.IngressRequest(outcome)
+}
 
 // Counts returns the requests counted per outcome so far.
 func (h *Handler) Counts() map[string]int64 {
@@ -469,25 +473,6 @@ func (h *Handler) Counts() map[string]int64 {
 		out[k] = v.Load()
 	}
 	return out
-}
-
-func (m *metrics) write(w http.ResponseWriter) {
-	m.mu.Lock()
-	names := make([]string, 0, len(m.byOutcome))
-	for k := range m.byOutcome {
-		names = append(names, k)
-	}
-	m.mu.Unlock()
-	sort.Strings(names)
-	var b bytes.Buffer
-	b.WriteString("# HELP sebelas_ingress_requests_total Marketplace requests by outcome.\n# TYPE sebelas_ingress_requests_total counter\n")
-	for _, n := range names {
-		fmt.Fprintf(&b, "sebelas_ingress_requests_total{outcome=%q} %d\n", n, m.counter(n).Load())
-	}
-	b.WriteString("# HELP sebelas_ingress_config_reload_failures_total Failed reloads of the keys or merchants files.\n# TYPE sebelas_ingress_config_reload_failures_total counter\n")
-	fmt.Fprintf(&b, "sebelas_ingress_config_reload_failures_total %d\n", m.reloadFailures.Load())
-	w.Header().Set("Content-Type", "text/plain; version=0.0.4")
-	_, _ = w.Write(b.Bytes())
 }
 
 // HTTPPublisher posts events to the Broker's ingress in binary mode.

@@ -30,6 +30,7 @@ import (
 	"github.com/sebelas/sebelas/internal/money"
 	"github.com/sebelas/sebelas/internal/signing"
 	"github.com/sebelas/sebelas/internal/table"
+	"github.com/sebelas/sebelas/internal/telemetry"
 )
 
 func TestMain(m *testing.M) { ddbtest.Main(m) }
@@ -415,6 +416,7 @@ func TestRefundNeedsAChargeOfAnAllowedMerchant(t *testing.T) {
 
 func TestMetricsCountOutcomes(t *testing.T) {
 	f := newFixture(t)
+	before := scrape(t, f.h)
 	f.do(charge(t, "ch-m").request())
 	bad := charge(t, "ch-m2")
 	bad.secret = keyThird
@@ -423,17 +425,34 @@ func TestMetricsCountOutcomes(t *testing.T) {
 	rec := httptest.NewRecorder()
 	f.h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
 	body := rec.Body.String()
-	for _, line := range []string{
-		`sebelas_ingress_requests_total{outcome="accepted"} 1`,
-		`sebelas_ingress_requests_total{outcome="bad_signature"} 2`,
-	} {
-		if !strings.Contains(body, line+"\n") {
-			t.Errorf("/metrics lacks %q:\n%s", line, body)
-		}
+	after, _ := telemetry.Parse(strings.NewReader(body))
+	// The counters are the process's: other tests count too, so the test
+	// reads the change.
+	got := map[string]float64{}
+	for _, s := range []string{`sebelas_ingress_requests_total{outcome="accepted"}`, `sebelas_ingress_requests_total{outcome="bad_signature"}`} {
+		got[s] = after[s] - before[s]
+	}
+	want := map[string]float64{`sebelas_ingress_requests_total{outcome="accepted"}`: 1, `sebelas_ingress_requests_total{outcome="bad_signature"}`: 2}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("/metrics counts (-want +got):\n%s", diff)
+	}
+	if !strings.Contains(body, "# TYPE sebelas_ingress_requests_total counter") {
+		t.Errorf("/metrics has no TYPE line:\n%s", body)
 	}
 	if strings.Contains(body, "tokopedia") {
 		t.Errorf("/metrics names a marketplace:\n%s", body)
 	}
+}
+
+func scrape(t *testing.T, h http.Handler) map[string]float64 {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	m, bad := telemetry.Parse(rec.Body)
+	if bad != 0 {
+		t.Fatalf("/metrics has %d lines Parse cannot read", bad)
+	}
+	return m
 }
 
 func TestUnauthorizedAnswerNamesTheScheme(t *testing.T) {

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	"github.com/sebelas/sebelas/internal/telemetry"
 )
 
 // Breaker defaults. Five failures in a row is about one second of an
@@ -119,6 +121,7 @@ func (b *Breakers) Allow(key string) bool {
 	case Open:
 		if b.now().Sub(br.openedAt) >= time.Duration(b.cfg.OpenMs)*time.Millisecond {
 			br.state = HalfOpen
+			telemetry.BreakerState(key, int(br.state), br.state.String())
 			return true
 		}
 		return false
@@ -150,6 +153,12 @@ func (b *Breakers) Record(key string, healthy bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	br := b.get(key)
+	was := br.state
+	defer func() {
+		if br.state != was {
+			telemetry.BreakerState(key, int(br.state), br.state.String())
+		}
+	}()
 	if healthy {
 		br.state, br.failures = Closed, 0
 		return

@@ -39,7 +39,8 @@ const (
 
 // NewClient builds a DynamoDB client for c. It makes no network call, so a
 // function can build it at start. Zero MaxAttempts and TimeoutMs take their
-// defaults. optFns are applied last (for example a Meter's Option).
+// defaults. optFns are applied last (for example a Meter's Option). Every
+// call is counted on the process's metrics (internal/telemetry).
 //
 // The client makes up to MaxAttempts attempts, with jittered backoff capped
 // at MaxBackoff, on throttling, 5xx, connection errors and transaction
@@ -102,7 +103,7 @@ func NewClient(ctx context.Context, c Config, optFns ...func(*dynamodb.Options))
 		},
 	}
 	endpoint := c.Endpoint
-	all := append([]func(*dynamodb.Options){func(o *dynamodb.Options) {
+	all := append([]func(*dynamodb.Options){telemetryOption, func(o *dynamodb.Options) {
 		if endpoint != "" {
 			o.BaseEndpoint = aws.String(endpoint)
 			// DynamoDB Local sends no X-Amz-Crc32 on error answers, and the
