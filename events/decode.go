@@ -13,6 +13,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	cloudevents "github.com/cloudevents/sdk-go/v2"
 	"github.com/google/uuid"
@@ -57,10 +58,10 @@ var sampleFiles embed.FS
 // the struct its data decodes into.
 var typeOrder = []string{
 	TypeChargeRequested, TypeChargeScreened, TypeChargeSucceeded, TypeChargeDeclined,
-	TypeChargeHeld, TypeChargeReviewed,
-	TypeRefundRequested, TypeRefundSucceeded, TypeRefundRejected,
+	TypeChargeConflicted, TypeChargeHeld, TypeChargeReviewed,
+	TypeRefundRequested, TypeRefundSucceeded, TypeRefundRejected, TypeRefundConflicted,
 	TypeTopupRequested, TypeTopupScreened, TypeTopupSucceeded, TypeTopupFailed, TypeTopupPending, TypeTopupReconcile,
-	TypeTopupReviewed,
+	TypeTopupReviewed, TypeTopupConflicted,
 	TypeSettlementDue, TypeSettlementCompleted,
 }
 
@@ -70,6 +71,9 @@ var payloadTypes = map[string]reflect.Type{
 	TypeChargeSucceeded:     reflect.TypeFor[ChargeResult](),
 	TypeChargeDeclined:      reflect.TypeFor[ChargeResult](),
 	TypeChargeHeld:          reflect.TypeFor[ChargeResult](),
+	TypeChargeConflicted:    reflect.TypeFor[ChargeResult](),
+	TypeRefundConflicted:    reflect.TypeFor[RefundResult](),
+	TypeTopupConflicted:     reflect.TypeFor[TopupResult](),
 	TypeChargeReviewed:      reflect.TypeFor[ChargeReviewed](),
 	TypeTopupReviewed:       reflect.TypeFor[TopupReviewed](),
 	TypeRefundRequested:     reflect.TypeFor[RefundRequested](),
@@ -213,6 +217,11 @@ func Decode(ev cloudevents.Event, out any) error {
 	data := ev.Data()
 	if len(data) > BodyBytesMax {
 		return invalid("data is %d bytes, at most %d", len(data), BodyBytesMax)
+	}
+	if !utf8.Valid(data) {
+		// encoding/json would turn it into U+FFFD: the payload handled would
+		// differ from the one sent (and signed).
+		return invalid("%s: data is not valid UTF-8", eventType)
 	}
 	if len(data) == 0 {
 		data = emptyPayload

@@ -291,6 +291,7 @@ func TestDecodeMalformed(t *testing.T) {
 		{"id starting with a dot", charge, "", set(charge, "payer_wallet", ".w1"), "/payer_wallet: does not match"},
 		{"empty id", charge, "", set(charge, "charge_id", ""), "/charge_id: does not match"},
 		{"body over BodyBytesMax", charge, "", tooBig, "bytes, at most 65536"},
+		{"invalid UTF-8 in a string", charge, "", bytes.Replace(mustSample(t, charge), []byte(`"description": "`), []byte("\"description\": \"\xff"), 1), "data is not valid UTF-8"},
 		{"wrong datacontenttype", charge, "text/plain", mustSample(t, charge), `datacontenttype "text/plain" is not application/json`},
 		{"xml datacontenttype", charge, "application/xml", mustSample(t, charge), "is not application/json"},
 		{"other charset", charge, "application/json; charset=latin1", mustSample(t, charge), "only charset=utf-8"},

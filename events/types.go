@@ -18,22 +18,28 @@ const (
 	TypeChargeScreened  = "dev.sebelas.charge.screened"
 	TypeChargeSucceeded = "dev.sebelas.charge.succeeded"
 	TypeChargeDeclined  = "dev.sebelas.charge.declined"
+	// TypeChargeConflicted answers a charge_id reused with other content:
+	// the request is refused, the charge is unchanged and its own outcome
+	// stays the answer for the id (likewise for refunds and top-ups).
+	TypeChargeConflicted = "dev.sebelas.charge.conflicted"
 	// TypeChargeHeld is the non-final outcome of a charge fraud sent to
 	// review; TypeChargeReviewed is the risk team's decision on it (review.go).
 	TypeChargeHeld     = "dev.sebelas.charge.held"
 	TypeChargeReviewed = "dev.sebelas.charge.reviewed"
 
-	TypeRefundRequested = "dev.sebelas.refund.requested"
-	TypeRefundSucceeded = "dev.sebelas.refund.succeeded"
-	TypeRefundRejected  = "dev.sebelas.refund.rejected"
+	TypeRefundRequested  = "dev.sebelas.refund.requested"
+	TypeRefundSucceeded  = "dev.sebelas.refund.succeeded"
+	TypeRefundRejected   = "dev.sebelas.refund.rejected"
+	TypeRefundConflicted = "dev.sebelas.refund.conflicted"
 
-	TypeTopupRequested = "dev.sebelas.topup.requested"
-	TypeTopupScreened  = "dev.sebelas.topup.screened"
-	TypeTopupSucceeded = "dev.sebelas.topup.succeeded"
-	TypeTopupFailed    = "dev.sebelas.topup.failed"
-	TypeTopupPending   = "dev.sebelas.topup.pending"
-	TypeTopupReconcile = "dev.sebelas.topup.reconcile"
-	TypeTopupReviewed  = "dev.sebelas.topup.reviewed"
+	TypeTopupRequested  = "dev.sebelas.topup.requested"
+	TypeTopupScreened   = "dev.sebelas.topup.screened"
+	TypeTopupSucceeded  = "dev.sebelas.topup.succeeded"
+	TypeTopupFailed     = "dev.sebelas.topup.failed"
+	TypeTopupPending    = "dev.sebelas.topup.pending"
+	TypeTopupReconcile  = "dev.sebelas.topup.reconcile"
+	TypeTopupReviewed   = "dev.sebelas.topup.reviewed"
+	TypeTopupConflicted = "dev.sebelas.topup.conflicted"
 
 	TypeSettlementDue       = "dev.sebelas.settlement.due"
 	TypeSettlementCompleted = "dev.sebelas.settlement.completed"

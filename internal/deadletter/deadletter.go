@@ -6,13 +6,17 @@
 //
 // Items: pk DL#<UTC date>#<shard>, sk <RFC3339 time>#<source>#<id>, with a
 // TTL. The day is sharded because a failing dependency at midnight turns the
-// whole peak into dead letters at once.
+// whole peak into dead letters at once. Beside each letter a marker item
+// (pk DLK#<sha256 of source and id>, sk DLK) names where the letter of that
+// source and id lives, so that every delivery of one event lands on one
+// item whatever its ce-time (or none) and whatever day it arrives.
 package deadletter
 
 import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"log/slog"
@@ -26,6 +30,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	cloudevents "github.com/cloudevents/sdk-go/v2"
 
+	"github.com/sebelas/sebelas/internal/fault"
 	"github.com/sebelas/sebelas/internal/function"
 	"github.com/sebelas/sebelas/internal/table"
 	"github.com/sebelas/sebelas/internal/telemetry"
@@ -66,6 +71,7 @@ func keyParts(source, id string) string {
 // DB is the part of DynamoDB the sink uses.
 type DB interface {
 	PutItem(ctx context.Context, in *dynamodb.PutItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error)
+	GetItem(ctx context.Context, in *dynamodb.GetItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error)
 	Query(ctx context.Context, in *dynamodb.QueryInput, opts ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error)
 }
 
@@ -158,6 +164,9 @@ func (s *Sink) Handle(ctx context.Context, ev cloudevents.Event) (*cloudevents.E
 		ExpiresAt:  now.Add(retentionDays * 24 * time.Hour).Unix(),
 		Event:      originalEvent(ev),
 	}
+	if err := s.place(ctx, &l); err != nil {
+		return nil, err
+	}
 	item, err := attributevalue.MarshalMap(l)
 	if err != nil {
 		panic(err)
@@ -173,6 +182,63 @@ func (s *Sink) Handle(ctx context.Context, ev cloudevents.Event) (*cloudevents.E
 			"error_code", l.ErrorCode, "error_dest", l.ErrorDest)
 	}
 	return nil, nil
+}
+
+const markerPrefix = "DLK#"
+
+// marker is the item naming where the letter of one source and id lives.
+type marker struct {
+	PK        string `dynamodbav:"pk"`
+	SK        string `dynamodbav:"sk"`
+	Kind      string `dynamodbav:"kind"`
+	LetterPK  string `dynamodbav:"letter_pk"`
+	LetterSK  string `dynamodbav:"letter_sk"`
+	ExpiresAt int64  `dynamodbav:"expires_at"`
+}
+
+func markerKey(source, id string) map[string]types.AttributeValue {
+	sum := sha256.Sum256([]byte(source + "|" + id))
+	return map[string]types.AttributeValue{
+		"pk": &types.AttributeValueMemberS{Value: markerPrefix + hex.EncodeToString(sum[:])},
+		"sk": &types.AttributeValueMemberS{Value: "DLK"},
+	}
+}
+
+// place gives l the key of the first delivery of its source and id: it
+// writes the marker if there is none, else moves l onto the marker's key.
+// The marker goes first: a crash before the letter's put leaves a marker
+// whose letter the Broker's redelivery writes.
+func (s *Sink) place(ctx context.Context, l *Letter) error {
+	key := markerKey(l.Source, l.ID)
+	m := marker{PK: key["pk"].(*types.AttributeValueMemberS).Value, SK: "DLK", Kind: "dead_letter_marker",
+		LetterPK: l.PK, LetterSK: l.SK, ExpiresAt: l.ExpiresAt}
+	item, err := attributevalue.MarshalMap(m)
+	if err != nil {
+		panic(err)
+	}
+	cond, err := expression.NewBuilder().WithCondition(expression.AttributeNotExists(expression.Name("pk"))).Build()
+	if err != nil {
+		panic(err)
+	}
+	_, err = s.DB.PutItem(ctx, &dynamodb.PutItemInput{
+		TableName: aws.String(s.Table), Item: item, ConditionExpression: cond.Condition(),
+		ExpressionAttributeNames: cond.Names(), ExpressionAttributeValues: cond.Values(),
+	})
+	var exists *types.ConditionalCheckFailedException
+	if !errors.As(err, &exists) {
+		return table.Classify(err)
+	}
+	out, err := s.DB.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(s.Table), Key: key, ConsistentRead: aws.Bool(true)})
+	if err != nil {
+		return table.Classify(err)
+	}
+	var old marker
+	if err := attributevalue.UnmarshalMap(out.Item, &old); err != nil || old.LetterPK == "" {
+		// Gone between the two calls (its TTL): retry writes a new one.
+		return fault.Transient("dead_letter_marker_vanished", fmt.Errorf("marker of %s: %v", l.Source, err))
+	}
+	l.PK, l.SK = old.LetterPK, old.LetterSK
+	return nil
 }
 
 // List returns the dead letters received on a UTC day, oldest first.

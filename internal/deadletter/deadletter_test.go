@@ -116,3 +116,39 @@ func FuzzLetterCloudEvent(f *testing.F) {
 		_ = l.Ref()
 	})
 }
+
+// TestIdempotentWithoutTime: three deliveries of one event without ce-time,
+// the last one after the UTC midnight, make one dead letter, stored where the
+// first delivery put it.
+func TestIdempotentWithoutTime(t *testing.T) {
+	db, name := ddbtest.New(t)
+	ctx := context.Background()
+	first := time.Date(2026, 11, 11, 23, 59, 0, 0, time.UTC)
+	now := first
+	s := &deadletter.Sink{DB: db, Table: name, Now: func() time.Time { return now }}
+	ev := cloudevents.NewEvent()
+	ev.SetID("ev-timeless")
+	ev.SetSource("/marketplace/lazada")
+	ev.SetType("dev.sebelas.charge.requested")
+	ev.SetExtension("knativeerrorcode", 400)
+	_ = ev.SetData(cloudevents.ApplicationJSON, map[string]any{"charge_id": "ch-1"})
+	for _, at := range []time.Duration{0, 30 * time.Second, 2 * time.Minute} {
+		now = first.Add(at)
+		if _, err := s.Handle(ctx, ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var ids []string
+	for _, day := range []time.Time{first, first.Add(24 * time.Hour)} {
+		got, err := s.List(ctx, day)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range got {
+			ids = append(ids, l.Day()+":"+l.ID)
+		}
+	}
+	if diff := cmp.Diff([]string{"2026-11-11:ev-timeless"}, ids); diff != "" {
+		t.Errorf("dead letters (-want +got):\n%s", diff)
+	}
+}

@@ -9,6 +9,10 @@
 //     backoff.
 //   - Transient: storage down, timeout, crash of a dependency, or an event that
 //     arrived before the one it depends on. 503: retry with backoff.
+//   - TooLarge: a body over the limit. 413, never retried (a kind of
+//     permanent).
+//   - Unsupported: no or an unknown CloudEvents specversion, or a content mode
+//     we do not read. 415, never retried (a kind of permanent).
 //
 // Errors without a kind are treated as transient: retrying an unknown failure
 // is safe because every handler is idempotent, while dead-lettering it could
@@ -29,6 +33,8 @@ const (
 	KindTransient Kind = iota
 	KindPermanent
 	KindThrottled
+	KindTooLarge
+	KindUnsupported
 )
 
 func (k Kind) String() string {
@@ -37,6 +43,10 @@ func (k Kind) String() string {
 		return "permanent"
 	case KindThrottled:
 		return "throttled"
+	case KindTooLarge:
+		return "too_large"
+	case KindUnsupported:
+		return "unsupported"
 	default:
 		return "transient"
 	}
@@ -78,6 +88,17 @@ func Throttled(reason string, err error) error {
 	return &Error{Kind: KindThrottled, Reason: reason, Err: err}
 }
 
+// TooLarge wraps err as a body over a limit: 413, never retried.
+func TooLarge(reason string, err error) error {
+	return &Error{Kind: KindTooLarge, Reason: reason, Err: err}
+}
+
+// Unsupported wraps err as a format the receiver does not read: 415, never
+// retried.
+func Unsupported(reason string, err error) error {
+	return &Error{Kind: KindUnsupported, Reason: reason, Err: err}
+}
+
 // KindOf returns the kind of the outermost fault in err's chain.
 func KindOf(err error) Kind {
 	var fe *Error
@@ -96,8 +117,18 @@ func ReasonOf(err error) string {
 	return "internal"
 }
 
-// IsPermanent reports whether err can never succeed on retry.
-func IsPermanent(err error) bool { return err != nil && KindOf(err) == KindPermanent }
+// IsPermanent reports whether err can never succeed on retry (permanent,
+// too large or unsupported).
+func IsPermanent(err error) bool {
+	if err == nil {
+		return false
+	}
+	switch KindOf(err) {
+	case KindPermanent, KindTooLarge, KindUnsupported:
+		return true
+	}
+	return false
+}
 
 // Status maps err to the HTTP status a CloudEvents handler answers with.
 // nil means done: 200.
@@ -110,6 +141,10 @@ func Status(err error) int {
 		return http.StatusBadRequest
 	case KindThrottled:
 		return http.StatusTooManyRequests
+	case KindTooLarge:
+		return http.StatusRequestEntityTooLarge
+	case KindUnsupported:
+		return http.StatusUnsupportedMediaType
 	default:
 		return http.StatusServiceUnavailable
 	}

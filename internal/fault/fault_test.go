@@ -24,6 +24,8 @@ func TestKindReasonStatusThroughWrapping(t *testing.T) {
 		{"wrapped permanent", fmt.Errorf("decode: %w", Permanent("invalid_event", base)), KindPermanent, "invalid_event", http.StatusBadRequest},
 		{"throttled", Throttled("dynamodb_throttled", base), KindThrottled, "dynamodb_throttled", http.StatusTooManyRequests},
 		{"transient", Transient("storage_down", base), KindTransient, "storage_down", http.StatusServiceUnavailable},
+		{"too large", TooLarge("body_too_large", base), KindTooLarge, "body_too_large", http.StatusRequestEntityTooLarge},
+		{"unsupported", Unsupported("specversion", base), KindUnsupported, "specversion", http.StatusUnsupportedMediaType},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

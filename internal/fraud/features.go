@@ -36,8 +36,9 @@ type Payment struct {
 	// Type is one of the Type constants; "" means the kind's own
 	// (TypePayment for a charge, TypeTopup for a top-up).
 	Type string
-	// EventKey identifies the delivered CloudEvent (source and id): a
-	// redelivery of the same event is not counted twice.
+	// EventKey identifies the payment (PaymentKey: kind and business id):
+	// a redelivery, or a resend with a fresh CloudEvent id, is not counted
+	// twice.
 	EventKey string
 	Wallet   string
 	// Payee is the merchant of a charge or the phone number (digits only) of

@@ -76,6 +76,11 @@ func (s *Scorer) Score(ctx context.Context, p Payment) (Verdict, Features, error
 	return rs.Score(&f), f, nil
 }
 
+// PaymentKey is the dedup key of a payment in velocity: its kind and
+// business id (charge_id, topup_id), never the CloudEvent id, so resends of
+// one payment with fresh event ids count once and do not flip verdicts.
+func PaymentKey(kind, businessID string) string { return kind + "\x00" + businessID }
+
 // Handler screens charge.requested and topup.requested.
 type Handler struct {
 	Scorer *Scorer
@@ -97,7 +102,7 @@ func (h *Handler) Handle(ctx context.Context, ev cloudevents.Event) (*cloudevent
 	if h.Now != nil {
 		now = h.Now
 	}
-	p := Payment{EventKey: ev.Source() + "\x00" + ev.ID(), At: now().UTC()}
+	p := Payment{At: now().UTC()}
 	var (
 		typ, businessID string
 		reply           func(events.Screening) any
@@ -121,6 +126,7 @@ func (h *Handler) Handle(ctx context.Context, ev cloudevents.Event) (*cloudevent
 		p.Kind, p.Wallet, p.Payee, p.Amount, p.Currency = KindCharge, req.PayerWallet, req.MerchantID, req.Amount, req.Currency
 		p.DeviceID, p.DeviceCountry = req.DeviceID, req.DeviceCountry
 		typ, businessID = events.TypeChargeScreened, req.ChargeID
+		p.EventKey = PaymentKey(KindCharge, req.ChargeID)
 		reply = func(s events.Screening) any { return events.ChargeScreened{Charge: req, Screening: s} }
 	case events.TypeTopupRequested:
 		var req events.TopupRequested
@@ -130,6 +136,7 @@ func (h *Handler) Handle(ctx context.Context, ev cloudevents.Event) (*cloudevent
 		p.Kind, p.Wallet, p.Payee, p.Amount, p.Currency = KindTopup, req.PayerWallet, msisdnDigits(req.MSISDN), req.Amount, req.Currency
 		p.DeviceID, p.DeviceCountry = req.DeviceID, req.DeviceCountry
 		typ, businessID = events.TypeTopupScreened, req.TopupID
+		p.EventKey = PaymentKey(KindTopup, req.TopupID)
 		reply = func(s events.Screening) any { return events.TopupScreened{Topup: req, Screening: s} }
 	default:
 		return nil, fault.Permanentf("unexpected_type", "fraud does not handle %.64q", ev.Type())

@@ -23,8 +23,6 @@ import (
 	"time"
 
 	cloudevents "github.com/cloudevents/sdk-go/v2"
-	"github.com/cloudevents/sdk-go/v2/client"
-	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 	"knative.dev/pkg/signals"
 
 	"github.com/sebelas/sebelas/events"
@@ -175,16 +173,15 @@ func serve(ctx context.Context, cfg Config, h http.Handler, log *slog.Logger, re
 }
 
 // NewServer returns the function's HTTP handler: CloudEvents on every path
-// but /healthz and /metrics (internal/telemetry).
+// but /healthz and /metrics (internal/telemetry). The runtime reads the event itself (receive) instead of the
+// SDK's receive handler, so that every input that can never succeed is
+// refused with 400, 413 or 415 before the handler runs, never 5xx (which the
+// Broker would retry for minutes).
 func NewServer(ctx context.Context, name string, h Handler, log *slog.Logger) (http.Handler, error) {
-	p, err := cloudevents.NewHTTP()
-	if err != nil {
-		return nil, err
+	if h == nil {
+		panic("function: NewServer without a handler")
 	}
-	recv, err := client.NewHTTPReceiveHandler(ctx, p, adapt(name, h, log))
-	if err != nil {
-		return nil, err
-	}
+	serve := adapt(name, h, log)
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", telemetry.Handler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -196,42 +193,43 @@ func NewServer(ctx context.Context, name string, h Handler, log *slog.Logger) (h
 			http.Error(w, "POST a CloudEvent", http.StatusMethodNotAllowed)
 			return
 		}
-		if r.ContentLength > requestBytesMax {
-			http.Error(w, "request too large", http.StatusRequestEntityTooLarge)
-			return
-		}
-		r.Body = http.MaxBytesReader(w, r.Body, requestBytesMax)
-		recv.ServeHTTP(w, r)
+		serve(w, r)
 	}))
 	return mux, nil
 }
 
-// adapt turns a Handler into the CloudEvents SDK's receiver signature and is
-// the one place where an error becomes a status code.
-func adapt(name string, h Handler, log *slog.Logger) func(context.Context, cloudevents.Event) (*cloudevents.Event, cloudevents.Result) {
-	return func(ctx context.Context, ev cloudevents.Event) (*cloudevents.Event, cloudevents.Result) {
+// adapt turns a Handler into an http.HandlerFunc and is the one place where
+// an error becomes a status code (fault.Status), for input refused by
+// receive as for the handler's own errors.
+func adapt(name string, h Handler, log *slog.Logger) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		telemetry.EventReceived(name, ev.Type())
-		reply, err := h(ctx, ev)
+		ctx := r.Context()
+		ev, err := receive(w, r)
+		telemetry.EventReceived(name, ev.Type()) // "" for input refused before it was an event
+		var reply *cloudevents.Event
+		if err == nil {
+			reply, err = h(ctx, ev)
+		}
 		status := fault.Status(err)
 		telemetry.EventHandled(name, ev.Type(), status, time.Since(start))
 		attrs := []any{"type", ev.Type(), "source", ev.Source(), "id", ev.ID(), "status", status, "ms", time.Since(start).Milliseconds()}
 		if err != nil {
 			attrs = append(attrs, "kind", fault.KindOf(err).String(), "reason", fault.ReasonOf(err), "err", err.Error())
-			if status == http.StatusBadRequest {
+			if fault.IsPermanent(err) {
 				log.Warn("event rejected", attrs...)
 			} else {
 				log.Warn("event failed, retry expected", attrs...)
 			}
-			// The reason is the status text so the dead-letter record
-			// (knativeerrordata) says why without exposing payloads.
-			return nil, cehttp.NewResult(status, "%s: %s", fault.KindOf(err), fault.ReasonOf(err))
-		}
-		if reply != nil {
+		} else if reply != nil {
 			attrs = append(attrs, "reply", reply.Type())
 			countOutcome(name, reply)
 		}
-		log.Debug("event handled", attrs...)
-		return reply, cehttp.NewResult(status, "")
+		if err == nil {
+			log.Debug("event handled", attrs...)
+		}
+		if werr := respond(ctx, w, reply, err); werr != nil {
+			log.Warn("answer not written", "function", name, "err", werr)
+		}
 	}
 }

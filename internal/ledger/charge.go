@@ -78,7 +78,11 @@ func (o ChargeOutcome) Result(req events.ChargeRequested) (string, events.Charge
 		ChargeID: req.ChargeID, MerchantID: req.MerchantID, PayerWallet: req.PayerWallet,
 		Amount: req.Amount, Currency: req.Currency, Reason: o.Reason, Detail: o.Detail, At: o.At.UTC(),
 	}
-	if o.Status == ChargeSucceeded {
+	switch {
+	case o.Conflict:
+		// Not a state of the charge: the stored outcome stays its answer.
+		return events.TypeChargeConflicted, r
+	case o.Status == ChargeSucceeded:
 		return events.TypeChargeSucceeded, r
 	}
 	return events.TypeChargeDeclined, r

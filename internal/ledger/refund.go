@@ -149,7 +149,11 @@ func (o RefundOutcome) Result(req events.RefundRequested) (string, events.Refund
 		Amount: req.Amount, Currency: o.Currency, RefundedTotal: o.RefundedTotal,
 		Reason: o.Reason, Detail: o.Detail, At: o.At.UTC(),
 	}
-	if o.Status == RefundSucceeded {
+	switch {
+	case o.Conflict:
+		// Not a state of the refund: the stored outcome stays its answer.
+		return events.TypeRefundConflicted, r
+	case o.Status == RefundSucceeded:
 		return events.TypeRefundSucceeded, r
 	}
 	return events.TypeRefundRejected, r

@@ -198,7 +198,7 @@ func TestRefundRejectionsAndFaults(t *testing.T) {
 	other := r
 	other.Amount = 1_000
 	status, conflict := post(t, f.url, other, "ev-2")
-	if status != http.StatusOK || conflict == nil || resultOf(t, conflict).Reason != events.ReasonConflict || conflict.ID() == reply.ID() {
+	if status != http.StatusOK || conflict == nil || conflict.Type() != events.TypeRefundConflicted || resultOf(t, conflict).Reason != events.ReasonConflict || conflict.ID() == reply.ID() {
 		t.Errorf("conflicting reuse: status %d reply %v", status, conflict)
 	}
 

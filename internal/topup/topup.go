@@ -423,8 +423,15 @@ func (h *Handler) duplicate(ctx context.Context, ev cloudevents.Event, req event
 		h.log().Warn("topup conflict", "topup_id", req.TopupID)
 		conflict := rec
 		conflict.Status, conflict.Reason, conflict.UpdatedAt = StatusFailed, events.ReasonConflict, formatTime(h.now())
-		// A conflict is a new fact about this delivery: its own event id.
-		return h.reply(conflict, ev.Source()+"|"+ev.ID(), false)
+		// A conflict is a new fact about this delivery: its own event id,
+		// and its own type, so that no consumer reads it as a state of the
+		// stored top-up (whose outcome stays the answer for the id).
+		_, res := conflict.Result()
+		out, err := events.NewOutcome(events.TypeTopupConflicted, Source, ev.Source()+"|"+ev.ID(), rec.TopupID, res.At, res)
+		if err != nil {
+			return nil, err
+		}
+		return &out, nil
 	}
 	if stored.Status == StatusHeld {
 		if h.now().Sub(stored.Created()) < ms(h.Config.StaleHeldMs) {

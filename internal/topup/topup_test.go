@@ -554,7 +554,7 @@ func TestConflictingReuseMovesNothing(t *testing.T) {
 		topupReq("tu-reused", "w-lina", "0812-3456-7890", "tsel-pulsa-100k", 0, "IDR"),
 		topupReq("tu-reused", "w-lina", "0812-3456-7891", "tsel-pulsa-50k", 0, "IDR"),
 	} {
-		res, cid := f.result(f.screened(changed, events.DecisionAllow, "ev-c"+string(rune('a'+i))), events.TypeTopupFailed)
+		res, cid := f.result(f.screened(changed, events.DecisionAllow, "ev-c"+string(rune('a'+i))), events.TypeTopupConflicted)
 		if res.Reason != events.ReasonConflict || cid == id {
 			t.Errorf("reuse %d: %+v id %s", i, res, cid)
 		}
