@@ -21,6 +21,7 @@ package ingress
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -74,10 +75,15 @@ const (
 
 // Outcomes counted at /metrics and named in logs and error answers.
 const (
-	OutcomeAccepted            = "accepted"
-	OutcomeMethodNotAllowed    = "method_not_allowed"
-	OutcomeTooLarge            = "body_too_large"
-	OutcomeMalformed           = "malformed" // with a detail reason in the answer
+	OutcomeAccepted         = "accepted"
+	OutcomeMethodNotAllowed = "method_not_allowed"
+	OutcomeTooLarge         = "body_too_large"
+	OutcomeMalformed        = "malformed" // with a detail reason in the answer
+	// OutcomeUnauthenticated is the one answer (and the one counter) for
+	// an unknown marketplace and a bad signature: telling them apart would
+	// let anyone list which marketplace ids exist. The log, which is not
+	// public, says which (OutcomeUnknownMarketplace, OutcomeBadSignature).
+	OutcomeUnauthenticated     = "unauthenticated"
 	OutcomeUnknownMarketplace  = "unknown_marketplace"
 	OutcomeBadSignature        = "bad_signature"
 	OutcomeStaleTimestamp      = "stale_timestamp"
@@ -143,15 +149,17 @@ type Options struct {
 	Table                   string
 	Charges                 Charges
 	Broker                  Publisher
-	Signer                  Signer           // nil: events go out unsigned
+	Signer                  Signer           // required: signs every event published
 	Now                     func() time.Time // nil: time.Now
 	Log                     *slog.Logger     // nil: discard
 }
 
 // New builds a Handler.
 func New(o Options) (*Handler, error) {
-	if o.DB == nil || o.Table == "" || o.Charges == nil || o.Broker == nil {
-		panic("ingress.New: DB, Table, Charges and Broker are required")
+	if o.DB == nil || o.Table == "" || o.Charges == nil || o.Broker == nil || o.Signer == nil {
+		// The Signer too: fraud and refund refuse what the ingress did not
+		// sign, and there is no "unsigned" mode to fall into by omission.
+		panic("ingress.New: DB, Table, Charges, Broker and Signer are required")
 	}
 	h := &Handler{
 		replays: &replayLog{db: o.DB, table: o.Table},
@@ -172,7 +180,8 @@ func New(o Options) (*Handler, error) {
 				if err != nil {
 					h.metrics.reloadFailures.Add(1)
 					telemetry.IngressReloadFailure()
-					h.log.Error("ingress config reload failed; keeping the previous one", "err", err)
+					h.log.Error("ingress config reload: broken entries dropped or files missing (fail closed)", "err", err,
+						"marketplaces", len(h.config.cur.Load().Marketplaces))
 					return
 				}
 				h.log.Info("ingress config reloaded", "marketplaces", len(h.config.cur.Load().Marketplaces))
@@ -190,6 +199,7 @@ type rejection struct {
 	status  int
 	outcome string
 	reason  string // the answer's "error"; outcome when empty
+	why     string // logged only, never answered or counted
 }
 
 func (r *rejection) Error() string { return r.outcome }
@@ -250,7 +260,7 @@ func (h *Handler) ingest(w http.ResponseWriter, r *http.Request) {
 	if rej.status >= 500 || rej.status == http.StatusTooManyRequests {
 		level = slog.LevelError
 	}
-	h.log.Log(r.Context(), level, "ingress rejected", "outcome", rej.outcome, "reason", reason, "status", rej.status,
+	h.log.Log(r.Context(), level, "ingress rejected", "outcome", rej.outcome, "reason", reason, "why", rej.why, "status", rej.status,
 		"marketplace", mp, "remote", r.RemoteAddr, "ms", h.now().Sub(start).Milliseconds(), "err", errDetail(err))
 	if rej.status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Sebelas-HMAC-SHA256 realm="sebelas"`)
@@ -340,10 +350,8 @@ func (h *Handler) accept(r *http.Request) (string, error) {
 	bodySum := sha256.Sum256(body)
 	out.SetID(events.ResultID("ingress|"+m.ID+"|"+hex.EncodeToString(bodySum[:]), sr.eventType))
 	out.SetSubject(businessID)
-	if h.signer != nil {
-		if err := h.signer.Sign(&out, now); err != nil {
-			return "", fmt.Errorf("sign event: %w", err)
-		}
+	if err := h.signer.Sign(&out, now); err != nil {
+		return "", fmt.Errorf("sign event: %w", err)
 	}
 	pctx, pcancel := context.WithTimeout(context.WithoutCancel(r.Context()), publishTimeoutMs*time.Millisecond)
 	defer pcancel()
@@ -362,11 +370,11 @@ func (h *Handler) accept(r *http.Request) (string, error) {
 // authenticate checks that sr comes from a configured marketplace, signed
 // with one of its active keys at a time inside the window. It reads no
 // storage: the replay check comes later, once the request is also allowed.
+//
+// The window is checked before the marketplace is looked up and an unknown
+// marketplace costs the same HMACs as a known one (against unknownKeys), so
+// neither the answer nor its timing says whether a marketplace id exists.
 func authenticate(cfg *Config, sr signedRequest, body []byte, now time.Time) (*Marketplace, string, error) {
-	m := cfg.Marketplaces[sr.marketplace]
-	if m == nil {
-		return nil, "", reject(http.StatusUnauthorized, OutcomeUnknownMarketplace)
-	}
 	// In whole seconds, as signed, and in int64: a time.Duration between
 	// now and a timestamp centuries away would overflow and pass.
 	nowS := now.Unix()
@@ -376,12 +384,29 @@ func authenticate(cfg *Config, sr signedRequest, body []byte, now time.Time) (*M
 	case sr.timestamp > nowS+timestampAheadMaxMs/1000:
 		return nil, "", reject(http.StatusUnauthorized, OutcomeFutureTimestamp)
 	}
+	m := cfg.Marketplaces[sr.marketplace]
+	why := OutcomeBadSignature
+	if m == nil {
+		m, why = unknownMarketplace, OutcomeUnknownMarketplace
+	}
 	keyID, ok := verify(m, sr, body)
-	if !ok {
-		return nil, "", reject(http.StatusUnauthorized, OutcomeBadSignature)
+	if !ok || m == unknownMarketplace {
+		return nil, "", &rejection{status: http.StatusUnauthorized, outcome: OutcomeUnauthenticated, why: why}
 	}
 	return m, keyID, nil
 }
+
+// unknownMarketplace stands in for a marketplace that is not configured:
+// two random keys nobody has, checked like a real marketplace's.
+var unknownMarketplace = func() *Marketplace {
+	m := &Marketplace{ID: "", Exact: map[string]bool{}}
+	for _, id := range []string{"a", "b"} {
+		k := make([]byte, secretBytesMin)
+		_, _ = rand.Read(k) // crypto/rand does not fail on supported platforms
+		m.Keys = append(m.Keys, Key{ID: id, Secret: k})
+	}
+	return m
+}()
 
 // authorize decodes the payload of an allowed type and checks it is the
 // marketplace's own and, for a charge, for a merchant it may act for. For a

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"io"
@@ -52,6 +53,9 @@ var (
 	merchantsText = "tokopedia m-toko-* m-flagship\nlazada m-laz-*\n"
 )
 
+// testSigner signs what the ingress publishes (required).
+var testSigner = signing.NewDevKeys().Signers[signing.RoleIngress]
+
 // now is the fixed clock of the tests.
 var now = time.Date(2026, 11, 11, 0, 0, 5, 0, time.UTC)
 
@@ -92,7 +96,7 @@ func newFixture(t *testing.T) *fixture {
 	clock := now
 	f.clock = &clock
 	h, err := ingress.New(ingress.Options{
-		KeysText: keysText, MerchantsText: merchantsText,
+		Signer: testSigner, KeysText: keysText, MerchantsText: merchantsText,
 		DB: db, Table: name, Charges: f.ledger, Broker: f.broker,
 		Now: func() time.Time { return *f.clock },
 	})
@@ -225,17 +229,17 @@ func TestRejections(t *testing.T) {
 		req  *http.Request
 		want answer
 	}{
-		{"body changed after signing", tampered(), answer{401, "bad_signature"}},
-		{"signed with another marketplace's key", with(func(s *signed) { s.secret = keyOther }), answer{401, "bad_signature"}},
-		{"third key, not one of the two active", with(func(s *signed) { s.secret = keyThird }), answer{401, "bad_signature"}},
+		{"body changed after signing", tampered(), answer{401, "unauthenticated"}},
+		{"signed with another marketplace's key", with(func(s *signed) { s.secret = keyOther }), answer{401, "unauthenticated"}},
+		{"third key, not one of the two active", with(func(s *signed) { s.secret = keyThird }), answer{401, "unauthenticated"}},
 		{"signature over another type", func() *http.Request {
 			req := ok.request()
 			req.Header.Set(ingress.HeaderEventType, events.TypeRefundRequested)
 			return req
-		}(), answer{401, "bad_signature"}},
+		}(), answer{401, "unauthenticated"}},
 		{"timestamp older than the window", with(func(s *signed) { s.at = now.Add(-300*time.Second - time.Second) }), answer{401, "stale_timestamp"}},
 		{"timestamp in the future", with(func(s *signed) { s.at = now.Add(61 * time.Second) }), answer{401, "future_timestamp"}},
-		{"unknown marketplace", with(func(s *signed) { s.marketplace = "shopee" }), answer{401, "unknown_marketplace"}},
+		{"unknown marketplace", with(func(s *signed) { s.marketplace = "shopee" }), answer{401, "unauthenticated"}},
 		{"merchant not allowed", with(func(s *signed) { s.body = chargeBody(t, "ch-x", "tokopedia", "m-laz-1") }), answer{403, "merchant_not_allowed"}},
 		{"payload names another marketplace", with(func(s *signed) { s.body = chargeBody(t, "ch-x", "lazada", "m-toko-1") }), answer{403, "marketplace_mismatch"}},
 		{"top-up is not a marketplace event", with(func(s *signed) { s.eventType, s.body = events.TypeTopupRequested, topup }), answer{403, "event_type_not_allowed"}},
@@ -256,7 +260,7 @@ func TestRejections(t *testing.T) {
 		{"no nonce", header(ingress.HeaderNonce, ""), answer{400, "bad_nonce_header"}},
 		{"nonce too short", header(ingress.HeaderNonce, "abc"), answer{400, "bad_nonce_header"}},
 		{"nonce with a space", header(ingress.HeaderNonce, "abcdefgh ijklmnop"), answer{400, "bad_nonce_header"}},
-		{"nonce changed after signing", header(ingress.HeaderNonce, "AAAAAAAAAAAAAAAAAAAAAA"), answer{401, "bad_signature"}},
+		{"nonce changed after signing", header(ingress.HeaderNonce, "AAAAAAAAAAAAAAAAAAAAAA"), answer{401, "unauthenticated"}},
 		{"timestamp not digits", header(ingress.HeaderTimestamp, "-1762819205"), answer{400, "bad_timestamp_header"}},
 		{"timestamp 13 digits", header(ingress.HeaderTimestamp, "1762819205000"), answer{400, "bad_timestamp_header"}},
 		{"marketplace with a newline", header(ingress.HeaderMarketplace, "tokopedia\nx"), answer{400, "bad_marketplace_header"}},
@@ -361,7 +365,7 @@ func TestStorageDownIsRetryable(t *testing.T) {
 		t.Fatal(err)
 	}
 	b := &broker{}
-	h, err := ingress.New(ingress.Options{KeysText: keysText, MerchantsText: merchantsText, DB: db, Table: "sebelas",
+	h, err := ingress.New(ingress.Options{Signer: testSigner, KeysText: keysText, MerchantsText: merchantsText, DB: db, Table: "sebelas",
 		Charges: ledger.New(db, "sebelas", nil), Broker: b, Now: func() time.Time { return now }})
 	if err != nil {
 		t.Fatal(err)
@@ -429,10 +433,10 @@ func TestMetricsCountOutcomes(t *testing.T) {
 	// The counters are the process's: other tests count too, so the test
 	// reads the change.
 	got := map[string]float64{}
-	for _, s := range []string{`sebelas_ingress_requests_total{outcome="accepted"}`, `sebelas_ingress_requests_total{outcome="bad_signature"}`} {
+	for _, s := range []string{`sebelas_ingress_requests_total{outcome="accepted"}`, `sebelas_ingress_requests_total{outcome="unauthenticated"}`} {
 		got[s] = after[s] - before[s]
 	}
-	want := map[string]float64{`sebelas_ingress_requests_total{outcome="accepted"}`: 1, `sebelas_ingress_requests_total{outcome="bad_signature"}`: 2}
+	want := map[string]float64{`sebelas_ingress_requests_total{outcome="accepted"}`: 1, `sebelas_ingress_requests_total{outcome="unauthenticated"}`: 2}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("/metrics counts (-want +got):\n%s", diff)
 	}
@@ -482,7 +486,7 @@ func TestKeysFileRotationWithoutRestart(t *testing.T) {
 	write(merchants, "tokopedia m-flagship\n")
 	clock := now
 	b := &broker{}
-	h, err := ingress.New(ingress.Options{KeysFile: keys, MerchantsFile: merchants, DB: db, Table: name,
+	h, err := ingress.New(ingress.Options{Signer: testSigner, KeysFile: keys, MerchantsFile: merchants, DB: db, Table: name,
 		Charges: ledger.New(db, name, nil), Broker: b, Now: func() time.Time { return clock }})
 	if err != nil {
 		t.Fatal(err)
@@ -510,14 +514,16 @@ func TestKeysFileRotationWithoutRestart(t *testing.T) {
 	if got := send("ch-c", keyOld); got != http.StatusUnauthorized {
 		t.Errorf("retired key after reload: %d, want 401", got)
 	}
-	// A broken file keeps the last good configuration.
+	// A broken entry is dropped, not papered over with the last good
+	// configuration: the marketplace's only key is gone, so it is locked
+	// out (fail closed) until the Secret is fixed.
 	write(keys, "tokopedia new not-base64!\n")
 	if err := os.Chtimes(keys, later.Add(time.Hour), later.Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
 	clock = clock.Add(11 * time.Second)
-	if got := send("ch-d", keyNew); got != http.StatusAccepted {
-		t.Errorf("after a broken update: %d, want 202 with the last good keys", got)
+	if got := send("ch-d", keyNew); got != http.StatusUnauthorized {
+		t.Errorf("after a broken update: %d, want 401 (the broken entry is dropped)", got)
 	}
 }
 
@@ -544,6 +550,13 @@ func TestParseConfig(t *testing.T) {
 		{"keys without merchants", "a k1 " + k(1) + "\nb k1 " + k(2), "a m-1", "no merchants entry"},
 		{"marketplace listed twice", "a k1 " + k(1), "a m-1\na m-2", "listed twice"},
 		{"no patterns", "a k1 " + k(1), "a", "want <marketplace>"},
+		{"one secret for two marketplaces", "a k1 " + k(1) + "\nb k1 " + k(1), "a m-1\nb n-1", "also another marketplace's"},
+		{"one merchant for two marketplaces", "a k1 " + k(1) + "\nb k1 " + k(2), "a m-1\nb m-1", "overlap"},
+		{"a merchant under another's prefix", "a k1 " + k(1) + "\nb k1 " + k(2), "a m-*\nb m-1", "overlap"},
+		{"nested prefixes", "a k1 " + k(1) + "\nb k1 " + k(2), "a m-*\nb m-big-*", "overlap"},
+		{"a prefix and the equal id", "a k1 " + k(1) + "\nb k1 " + k(2), "a m-1*\nb m-1", "overlap"},
+		{"overlap inside one marketplace", "a k1 " + k(1), "a m-* m-1 m-big-*", ""},
+		{"neighbours, no overlap", "a k1 " + k(1) + "\nb k1 " + k(2), "a m-1 m-1x* \nb m-10 m-2*", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -564,8 +577,8 @@ func TestParseConfig(t *testing.T) {
 func TestConfigLimits(t *testing.T) {
 	var keys, merchants strings.Builder
 	for i := range 1001 {
-		keys.WriteString("mp" + strconv.Itoa(i) + " k " + b64(keyOld) + "\n")
-		merchants.WriteString("mp" + strconv.Itoa(i) + " m\n")
+		keys.WriteString("mp" + strconv.Itoa(i) + " k " + secretN(i) + "\n")
+		merchants.WriteString("mp" + strconv.Itoa(i) + " m" + strconv.Itoa(i) + "\n")
 	}
 	if _, err := ingress.ParseConfig([]byte(keys.String()), []byte(merchants.String())); err == nil || !strings.Contains(err.Error(), "more than 1000 marketplaces") {
 		t.Errorf("1001 marketplaces: err = %v", err)
@@ -662,7 +675,7 @@ func (p putTwice) PutItem(ctx context.Context, in *dynamodb.PutItemInput, opts .
 func TestOwnWriteRetriedIsNotAReplay(t *testing.T) {
 	db, name := ddbtest.New(t)
 	b := &broker{}
-	h, err := ingress.New(ingress.Options{KeysText: keysText, MerchantsText: merchantsText, DB: putTwice{db}, Table: name,
+	h, err := ingress.New(ingress.Options{Signer: testSigner, KeysText: keysText, MerchantsText: merchantsText, DB: putTwice{db}, Table: name,
 		Charges: ledger.New(db, name, nil), Broker: b, Now: func() time.Time { return now }})
 	if err != nil {
 		t.Fatal(err)
@@ -735,8 +748,8 @@ func TestLimitEdges(t *testing.T) {
 func TestConfigLimitEdges(t *testing.T) {
 	var keys, merchants strings.Builder
 	for i := range 1000 {
-		keys.WriteString("mp" + strconv.Itoa(i) + " k " + b64(keyOld) + "\n")
-		merchants.WriteString("mp" + strconv.Itoa(i) + " m\n")
+		keys.WriteString("mp" + strconv.Itoa(i) + " k " + secretN(i) + "\n")
+		merchants.WriteString("mp" + strconv.Itoa(i) + " m" + strconv.Itoa(i) + "\n")
 	}
 	if _, err := ingress.ParseConfig([]byte(keys.String()), []byte(merchants.String())); err != nil {
 		t.Errorf("1000 marketplaces: %v, want accepted", err)
@@ -754,5 +767,166 @@ func TestConfigLimitEdges(t *testing.T) {
 	}
 	if _, err := ingress.ParseConfig([]byte(text), []byte("a m")); err != nil {
 		t.Errorf("keys text of exactly 1 MiB: %v, want accepted", err)
+	}
+}
+
+// secretN is a distinct valid secret per i.
+func secretN(i int) string {
+	b := bytes.Repeat([]byte{0x5a}, 32)
+	binary.BigEndian.PutUint32(b, uint32(i))
+	return b64(b)
+}
+
+func TestNewRequiresASigner(t *testing.T) {
+	db, name := ddbtest.New(t)
+	defer func() {
+		if recover() == nil {
+			t.Error("ingress.New without a Signer did not panic: events would go out unsigned")
+		}
+	}()
+	_, _ = ingress.New(ingress.Options{KeysText: keysText, MerchantsText: merchantsText, DB: db, Table: name,
+		Charges: ledger.New(db, name, nil), Broker: &broker{}})
+}
+
+// TestUnknownMarketplaceAnswersLikeBadSignature: an unknown marketplace id
+// and a bad signature for a known one get the same status, headers and
+// body, and the same /metrics counter, so nobody can list marketplace ids.
+func TestUnknownMarketplaceAnswersLikeBadSignature(t *testing.T) {
+	f := newFixture(t)
+	answer := func(s signed) (int, http.Header, string) {
+		rec := httptest.NewRecorder()
+		f.h.ServeHTTP(rec, s.request())
+		return rec.Code, rec.Header(), rec.Body.String()
+	}
+	bad := charge(t, "ch-enum")
+	bad.secret = keyThird
+	unknown := charge(t, "ch-enum")
+	unknown.marketplace = "shopee"
+	bc, bh, bb := answer(bad)
+	uc, uh, ub := answer(unknown)
+	if diff := cmp.Diff([]any{bc, bh, bb}, []any{uc, uh, ub}); diff != "" || bc != http.StatusUnauthorized {
+		t.Errorf("bad signature %d, unknown marketplace (-bad +unknown):\n%s", bc, diff)
+	}
+	// A stale timestamp is refused before the marketplace is looked up.
+	bad.at, unknown.at = now.Add(-time.Hour), now.Add(-time.Hour)
+	_, _, bb = answer(bad)
+	_, _, ub = answer(unknown)
+	if bb != ub {
+		t.Errorf("stale: known %s, unknown %s", bb, ub)
+	}
+	if diff := cmp.Diff(map[string]int64{"unauthenticated": 2, "stale_timestamp": 2}, f.h.Counts()); diff != "" {
+		t.Errorf("counts (-want +got):\n%s", diff)
+	}
+}
+
+// liveFiles is an ingress reading its keys and merchants from files, with
+// a clock the test moves past the reload interval.
+type liveFiles struct {
+	t               *testing.T
+	h               *ingress.Handler
+	keys, merchants string
+	clock           time.Time
+	mtime           time.Time
+}
+
+func newLiveFiles(t *testing.T, keys, merchants string) *liveFiles {
+	db, name := ddbtest.New(t)
+	dir := t.TempDir()
+	l := &liveFiles{t: t, keys: filepath.Join(dir, "keys"), merchants: filepath.Join(dir, "merchants"), clock: now, mtime: time.Now()}
+	l.write(keys, merchants)
+	h, err := ingress.New(ingress.Options{Signer: testSigner, KeysFile: l.keys, MerchantsFile: l.merchants, DB: db, Table: name,
+		Charges: ledger.New(db, name, nil), Broker: &broker{}, Now: func() time.Time { return l.clock }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.h = h
+	return l
+}
+
+// write replaces both files (a Secret update) and moves the clock past
+// the reload interval.
+func (l *liveFiles) write(keys, merchants string) {
+	l.mtime = l.mtime.Add(time.Hour) // a new mtime even on coarse file systems
+	for p, text := range map[string]string{l.keys: keys, l.merchants: merchants} {
+		if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
+			l.t.Fatal(err)
+		}
+		if err := os.Chtimes(p, l.mtime, l.mtime); err != nil {
+			l.t.Fatal(err)
+		}
+	}
+	l.clock = l.clock.Add(11 * time.Second)
+}
+
+func (l *liveFiles) send(id, marketplace, merchant string, key []byte) int {
+	s := charge(l.t, id)
+	s.at, s.secret, s.marketplace = l.clock, key, marketplace
+	s.body = chargeBody(l.t, id, marketplace, merchant)
+	rec := httptest.NewRecorder()
+	l.h.ServeHTTP(rec, s.request())
+	return rec.Code
+}
+
+// reloadFailures is the process's reload failure counter (every test's).
+func (l *liveFiles) reloadFailures() float64 {
+	return scrape(l.t, l.h)["sebelas_ingress_config_reload_failures_total"]
+}
+
+// TestRevocationUnderABrokenUpdate: a stolen key is removed from the
+// Secret in the same update that breaks another entry. The stolen key stops
+// working at the next reload; the good entries still apply; the broken one
+// is dropped and reported.
+func TestRevocationUnderABrokenUpdate(t *testing.T) {
+	l := newLiveFiles(t,
+		"tokopedia stolen "+b64(keyOld)+"\ntokopedia next "+b64(keyNew)+"\nlazada k1 "+b64(keyOther)+"\n",
+		"tokopedia m-toko-*\nlazada m-laz-*\n")
+	if got := l.send("ch-1", "tokopedia", "m-toko-1", keyOld); got != http.StatusAccepted {
+		t.Fatalf("stolen key before revocation: %d", got)
+	}
+	failures := l.reloadFailures()
+	l.write("tokopedia next "+b64(keyNew)+"\nlazada k1 %%%not-base64\nbukalapak k1 "+b64(keyThird)+"\n",
+		"tokopedia m-toko-*\nlazada m-laz-*\nbukalapak m-buka-* *\n")
+	got := map[string]int{
+		"stolen key":                         l.send("ch-2", "tokopedia", "m-toko-1", keyOld),
+		"kept key":                           l.send("ch-3", "tokopedia", "m-toko-1", keyNew),
+		"broken entry's marketplace":         l.send("ch-4", "lazada", "m-laz-1", keyOther),
+		"new marketplace, good pattern":      l.send("ch-5", "bukalapak", "m-buka-1", keyThird),
+		"new marketplace, dropped pattern *": l.send("ch-6", "bukalapak", "m-toko-1", keyThird),
+	}
+	want := map[string]int{
+		"stolen key": 401, "kept key": 202, "broken entry's marketplace": 401,
+		"new marketplace, good pattern": 202, "new marketplace, dropped pattern *": 403,
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("answers after the update (-want +got):\n%s", diff)
+	}
+	if got := l.reloadFailures() - failures; got != 1 {
+		t.Errorf("reload failures counted %v, want 1", got)
+	}
+}
+
+// TestDeletedFilesRevokeEverything: the Secret's files gone means no key
+// is valid any more, not "keep the last ones"; back, they work again.
+func TestDeletedFilesRevokeEverything(t *testing.T) {
+	l := newLiveFiles(t, "tokopedia k1 "+b64(keyOld)+"\n", "tokopedia m-toko-*\n")
+	if got := l.send("ch-1", "tokopedia", "m-toko-1", keyOld); got != http.StatusAccepted {
+		t.Fatalf("before: %d", got)
+	}
+	failures := l.reloadFailures()
+	for _, p := range []string{l.keys, l.merchants} {
+		if err := os.Remove(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l.clock = l.clock.Add(11 * time.Second)
+	if got := l.send("ch-2", "tokopedia", "m-toko-1", keyOld); got != http.StatusUnauthorized {
+		t.Errorf("after the files were deleted: %d, want 401", got)
+	}
+	if got := l.reloadFailures() - failures; got != 1 {
+		t.Errorf("reload failures counted %v, want 1", got)
+	}
+	l.write("tokopedia k1 "+b64(keyOld)+"\n", "tokopedia m-toko-*\n")
+	if got := l.send("ch-3", "tokopedia", "m-toko-1", keyOld); got != http.StatusAccepted {
+		t.Errorf("after the files came back: %d, want 202", got)
 	}
 }

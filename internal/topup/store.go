@@ -20,6 +20,7 @@ import (
 	tabledef "github.com/sebelas/sebelas/infra/dynamodb"
 	"github.com/sebelas/sebelas/internal/fault"
 	"github.com/sebelas/sebelas/internal/ledger"
+	"github.com/sebelas/sebelas/internal/redact"
 	"github.com/sebelas/sebelas/internal/table"
 )
 
@@ -379,7 +380,7 @@ func heldMissing(rec Record, err error) error {
 	var mr *moneyRefused
 	if errors.As(err, &mr) {
 		return fault.Transient("held_amount_missing",
-			fmt.Errorf("topup %s: balance of %s holds less than %d %s", rec.TopupID, rec.Payer, rec.Amount, rec.Currency))
+			fmt.Errorf("topup %s: balance of %s holds less than %d %s", rec.TopupID, redact.Wallet(rec.Payer), rec.Amount, rec.Currency))
 	}
 	return err
 }
