@@ -14,7 +14,7 @@ import (
 // role mounts it), the public line into the verify keys of every pod that
 // checks the role's events (docs/security.md).
 func runKeysNew(_ context.Context, args []string, stdout io.Writer) error {
-	fs := newFlags("keys new", "--role ingress|app|fraud|review [--id ID]")
+	fs := newFlags("keys new", "--role ingress|app|fraud|review|session [--id ID]")
 	role := fs.String("role", "", "the role the key signs as")
 	id := fs.String("id", "", "key id (1..16 of a-z 0-9 -; default: random)")
 	if err := fs.Parse(args); err != nil {

@@ -22,6 +22,7 @@ func TestEachPodHoldsOnlyItsKeys(t *testing.T) {
 	}
 	want := map[string][]string{
 		"ingress": {signing.EnvSigningKey(signing.RoleIngress)},
+		"appgw":   {signing.EnvSigningKey(signing.RoleApp), signing.EnvVerifyKeys(signing.RoleSession)},
 		"fraud":   {signing.EnvSigningKey(signing.RoleFraud), signing.EnvVerifyKeys(signing.RoleApp), signing.EnvVerifyKeys(signing.RoleIngress)},
 		"charge":  {signing.EnvVerifyKeys(signing.RoleFraud), signing.EnvVerifyKeys(signing.RoleReview)},
 		"refund":  {signing.EnvVerifyKeys(signing.RoleIngress)},

@@ -22,7 +22,7 @@ func TestRealDeploymentLoadsAndValidates(t *testing.T) {
 	}
 	counts := map[string][2]int{
 		KindNamespace:  {len(s.Namespaces), 1},
-		KindService:    {len(s.Services), 7},
+		KindService:    {len(s.Services), 8},
 		KindBroker:     {len(s.Brokers), 1},
 		KindTrigger:    {len(s.Triggers), 11},
 		KindPingSource: {len(s.PingSources), 8},
@@ -32,7 +32,7 @@ func TestRealDeploymentLoadsAndValidates(t *testing.T) {
 			t.Errorf("%s: got %d objects, want %d", kind, c[0], c[1])
 		}
 	}
-	for _, name := range []string{"charge", "fraud", "refund", "topup", "settle", "dead-letter", "ingress"} {
+	for _, name := range []string{"charge", "fraud", "refund", "topup", "settle", "dead-letter", "ingress", "appgw"} {
 		svc := s.Service("sebelas", name)
 		if svc == nil {
 			t.Errorf("Service %s missing", name)

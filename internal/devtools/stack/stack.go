@@ -23,6 +23,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	cloudevents "github.com/cloudevents/sdk-go/v2"
 
+	"github.com/sebelas/sebelas/internal/appgw"
 	"github.com/sebelas/sebelas/internal/charge"
 	"github.com/sebelas/sebelas/internal/deadletter"
 	"github.com/sebelas/sebelas/internal/devtools/ddblocal"
@@ -58,6 +59,7 @@ var Builders = map[string]function.Builder{
 // started like the others, with K_SINK set to the local Broker.
 var HTTPBuilders = map[string]function.HTTPBuilder{
 	"ingress": ingress.Build,
+	"appgw":   appgw.Build,
 }
 
 // Options say how to start the stack.
