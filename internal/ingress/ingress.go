@@ -16,6 +16,7 @@
 //	403 event type, marketplace or merchant not allowed for this marketplace
 //	409 refund of a charge that is not (yet) known
 //	413 body over the limit
+//	429 the marketplace is over its rate (Retry-After says when to resend)
 //	429/503 the table or the Broker is not answering: sign again and retry
 package ingress
 
@@ -95,6 +96,7 @@ const (
 	OutcomeMerchantNotAllowed  = "merchant_not_allowed"
 	OutcomeUnknownCharge       = "unknown_charge"
 	OutcomeUnavailable         = "unavailable"
+	OutcomeRateLimited         = "rate_limited"
 )
 
 // allowedTypes are the only events a marketplace may originate. Everything
@@ -129,6 +131,7 @@ type Signer interface {
 type Handler struct {
 	signer  Signer
 	config  *liveConfig
+	rates   *RateLimits
 	replays *replayLog
 	charges Charges
 	broker  Publisher
@@ -150,6 +153,7 @@ type Options struct {
 	Charges                 Charges
 	Broker                  Publisher
 	Signer                  Signer           // required: signs every event published
+	RateLimits              *RateLimits      // nil: RateDefault for every marketplace
 	Now                     func() time.Time // nil: time.Now
 	Log                     *slog.Logger     // nil: discard
 }
@@ -163,7 +167,10 @@ func New(o Options) (*Handler, error) {
 	}
 	h := &Handler{
 		replays: &replayLog{db: o.DB, table: o.Table},
-		charges: o.Charges, broker: o.Broker, now: o.Now, log: o.Log, signer: o.Signer,
+		charges: o.Charges, broker: o.Broker, now: o.Now, log: o.Log, signer: o.Signer, rates: o.RateLimits,
+	}
+	if h.rates == nil {
+		h.rates, _ = ParseRateLimits("") // the default parses
 	}
 	if h.now == nil {
 		h.now = time.Now
@@ -200,6 +207,8 @@ type rejection struct {
 	outcome string
 	reason  string // the answer's "error"; outcome when empty
 	why     string // logged only, never answered or counted
+	// retryAfter is the Retry-After header of a 429 ("" when none).
+	retryAfter string
 }
 
 func (r *rejection) Error() string { return r.outcome }
@@ -257,13 +266,16 @@ func (h *Handler) ingest(w http.ResponseWriter, r *http.Request) {
 		mp = ""
 	}
 	level := slog.LevelWarn
-	if rej.status >= 500 || rej.status == http.StatusTooManyRequests {
+	if rej.status >= 500 || (rej.status == http.StatusTooManyRequests && rej.outcome != OutcomeRateLimited) {
 		level = slog.LevelError
 	}
 	h.log.Log(r.Context(), level, "ingress rejected", "outcome", rej.outcome, "reason", reason, "why", rej.why, "status", rej.status,
 		"marketplace", mp, "remote", r.RemoteAddr, "ms", h.now().Sub(start).Milliseconds(), "err", errDetail(err))
 	if rej.status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Sebelas-HMAC-SHA256 realm="sebelas"`)
+	}
+	if rej.retryAfter != "" {
+		w.Header().Set("Retry-After", rej.retryAfter)
 	}
 	writeJSON(w, rej.status, map[string]string{"error": reason})
 }
@@ -306,6 +318,12 @@ func (h *Handler) accept(r *http.Request) (string, error) {
 	m, keyID, err := authenticate(h.config.get(), sr, body, now)
 	if err != nil {
 		return "", err
+	}
+
+	// Rate: after authentication, so nobody without the key can spend a
+	// marketplace's budget; before storage and the Broker.
+	if d := h.rates.wait(m.ID, now); d > 0 {
+		return "", &rejection{status: http.StatusTooManyRequests, outcome: OutcomeRateLimited, retryAfter: retryAfterS(d)}
 	}
 
 	// 3. Authorisation: what this marketplace may send and for whom.
@@ -547,12 +565,16 @@ func Build(ctx context.Context, getenv func(string) string, log *slog.Logger) (h
 	if err != nil {
 		return nil, err
 	}
+	rates, err := ParseRateLimits(getenv(EnvRateLimits))
+	if err != nil {
+		return nil, err
+	}
 	db, err := table.NewClient(ctx, tc)
 	if err != nil {
 		return nil, err
 	}
 	h, err := New(Options{
-		Signer:   signer,
+		Signer: signer, RateLimits: rates,
 		KeysFile: getenv(EnvKeysFile), MerchantsFile: getenv(EnvMerchantsFile),
 		KeysText: getenv(EnvKeys), MerchantsText: getenv(EnvMerchants),
 		DB: db, Table: tc.Table, Charges: ledger.New(db, tc.Table, nil),

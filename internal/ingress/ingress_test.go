@@ -930,3 +930,63 @@ func TestDeletedFilesRevokeEverything(t *testing.T) {
 		t.Errorf("after the files came back: %d, want 202", got)
 	}
 }
+
+// TestRateLimitPerMarketplace: a marketplace over its own rate is answered
+// 429 with Retry-After and counted; another marketplace is not affected; a
+// refused request does not spend the budget; the budget refills with time.
+func TestRateLimitPerMarketplace(t *testing.T) {
+	db, name := ddbtest.New(t)
+	rates, err := ingress.ParseRateLimits("default=100:100; tokopedia=0.5:2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock := now
+	h, err := ingress.New(ingress.Options{Signer: testSigner, KeysText: keysText, MerchantsText: merchantsText, DB: db, Table: name,
+		Charges: ledger.New(db, name, nil), Broker: &broker{}, RateLimits: rates, Now: func() time.Time { return clock }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	send := func(id, marketplace, merchant string) (int, string) {
+		s := charge(t, id)
+		s.at, s.marketplace, s.body = clock, marketplace, chargeBody(t, id, marketplace, merchant)
+		if marketplace == "lazada" {
+			s.secret = keyOther
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, s.request())
+		return rec.Code, rec.Header().Get("Retry-After")
+	}
+	type got struct {
+		Code       int
+		RetryAfter string
+	}
+	var answers []got
+	for i, mp := range []string{"tokopedia", "tokopedia", "tokopedia", "lazada", "tokopedia"} {
+		merchant := map[string]string{"tokopedia": "m-toko-1", "lazada": "m-laz-1"}[mp]
+		c, ra := send("ch-rate-"+strconv.Itoa(i), mp, merchant)
+		answers = append(answers, got{c, ra})
+	}
+	want := []got{{202, ""}, {202, ""}, {429, "2"}, {202, ""}, {429, "2"}}
+	if diff := cmp.Diff(want, answers); diff != "" {
+		t.Errorf("answers (-want +got):\n%s", diff)
+	}
+	clock = clock.Add(2 * time.Second)
+	if c, _ := send("ch-rate-later", "tokopedia", "m-toko-1"); c != http.StatusAccepted {
+		t.Errorf("after Retry-After: %d, want 202", c)
+	}
+	if n := h.Counts()[ingress.OutcomeRateLimited]; n != 2 {
+		t.Errorf("rate_limited counted %d, want 2", n)
+	}
+}
+
+func TestParseRateLimits(t *testing.T) {
+	for text, ok := range map[string]bool{
+		"": true, "default=10:20": true, "tokopedia=0.5:1;lazada=100000:100000": true,
+		"tokopedia=0:1": false, "tokopedia=1:0": false, "tokopedia=100001:1": false, "tokopedia=1:100001": false,
+		"tokopedia=1": false, "-bad=1:1": false, "tokopedia=1:1;tokopedia=2:2": false, "tokopedia=NaN:1": false,
+	} {
+		if _, err := ingress.ParseRateLimits(text); (err == nil) != ok {
+			t.Errorf("ParseRateLimits(%q): err %v, want ok=%v", text, err, ok)
+		}
+	}
+}
