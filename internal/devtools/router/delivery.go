@@ -20,10 +20,10 @@ import (
 	"github.com/rickb777/date/period"
 	eventingduckv1 "knative.dev/eventing/pkg/apis/duck/v1"
 	eventingv1 "knative.dev/eventing/pkg/apis/eventing/v1"
-	knerr "knative.dev/eventing/pkg/channel/attributes"
 	"knative.dev/eventing/pkg/eventfilter"
 	"knative.dev/eventing/pkg/eventfilter/attributes"
 	"knative.dev/eventing/pkg/eventfilter/subscriptionsapi"
+	knerr "knative.dev/eventing/pkg/kncloudevents/attributes"
 	duckv1 "knative.dev/pkg/apis/duck/v1"
 )
 
